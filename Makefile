@@ -1,0 +1,45 @@
+# dsm-lab: `make lab` opens the workbench, `make test` runs the suite. Both set up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 pulseaudio pulseaudio-utils chromium
+STAMP := $(VENV)/.installed
+
+.PHONY: setup lab test lint bench clean-venv
+
+setup: system-packages $(STAMP)
+
+# Debian packages, installed only where missing (quick when all are present).
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+# moshi (Kyutai's reference) goes in without its dependencies; the tests use it for parity only.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps moshi==0.2.13
+	touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup
+	$(VENV)/bin/ruff check lab tests bench
+	NO_TORCH_COMPILE=1 $(VENV)/bin/pytest -q
+
+bench: setup
+	$(VENV)/bin/dsm-lab bench
+
+clean-venv:
+	rm -rf $(VENV)
