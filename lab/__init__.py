@@ -1,0 +1,20 @@
+"""dsm-lab: a workbench for delayed-streams modeling (DSM) streaming speech-to-text.
+
+    import lab
+    model = lab.load()                       # the embedded model, offline
+    t = model.transcribe("clip.wav")         # Transcript(text, words, steps)
+    s = model.stream(); s.feed(chunk, 48000); s.flush()
+    with lab.record(model, "blocks.*.attn.pattern", "eot") as rec: ...
+"""
+
+from .checkpoint import CheckpointError, load, save
+from .events import EndOfTurn, Step, Transcript, Word
+from .hooks import record
+from .model import DSM, FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, DSMConfig
+from .stream import Streamer
+
+__all__ = [
+    "load", "save", "record", "CheckpointError", "DSM", "DSMConfig", "Streamer", "Step", "Word",
+    "EndOfTurn", "Transcript", "FRAME_RATE", "FRAME_SIZE", "SAMPLE_RATE",
+]
+__version__ = "0.1.0"

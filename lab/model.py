@@ -1,0 +1,445 @@
+"""The delayed-streams model (DSM): a causal transformer over two time-aligned streams, all in one file.
+
+At every 80 ms frame (12.5 Hz) the model reads the sum of an audio embedding (from a frontend: our
+learned filterbank, or Kyutai's Mimi codes) and the embedding of the text token it wrote one step before,
+and writes the next text token. The text stream is trained `delay_frames` behind the audio, so a word comes
+out a few frames after it was spoken, once the model has heard a little of what follows. Extra heads give,
+at each step, the probability that no one will speak within each horizon (Kyutai's semantic VAD).
+
+Two ways to run the same weights:
+- `forward()` over whole sequences, for training (a banded causal mask of width `context`);
+- `step()` for B live streams, one frame each, with a ring KV cache of `context` entries per layer, so a
+  stream runs forever in constant memory. Each stream has its own position, so one can be reset alone.
+Both give the same logits (tests/test_model.py checks it, also after the ring wraps).
+
+The layer layout follows Kyutai's moshi LM (RMSNorm in fp32, interleaved RoPE, gated SiLU, no biases), so
+that Kyutai checkpoints map onto it tensor for tensor (lab/kyutai.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .frontend import CodebookFrontend, FilterbankFrontend
+from .hooks import HookPoint
+
+FRAME_RATE = 12.5  # Hz: one step of the model per 80 ms of audio
+SAMPLE_RATE = 24_000
+FRAME_SIZE = 1920  # samples per step at 24 kHz
+
+
+@dataclass
+class DSMConfig:
+    d_model: int = 256
+    num_layers: int = 6
+    num_heads: int = 8
+    ffn_hidden: int = 704  # hidden width of the gated feed-forward (Kyutai: 11 * d / 4)
+    context: int = 250  # steps each query can see, itself included (250 = 20 s)
+    max_period: float = 10_000.0  # RoPE
+    norm_eps: float = 1e-8
+    text_vocab_out: int = 1000  # text tokens the model can write
+    text_vocab_in: int = 1001  # ... plus one: the initial token, id == text_vocab_out
+    pad_id: int = 3  # "nothing new" (Kyutai's id)
+    epad_id: int = 0  # "a word starts next" (Kyutai's id)
+    delay_frames: int = 6  # text stream delay D; 6 frames = 0.48 s
+    audio_input: str = "filterbank"  # "filterbank" (our models) or "codebooks" (Mimi codes, Kyutai)
+    n_filters: int = 64  # filterbank frontend: learned filters per 10 ms sub-frame
+    n_codebooks: int = 32  # codebook frontend
+    codebook_card: int = 2048  # codebook frontend: codes per codebook (plus one initial id)
+    eot_horizons_s: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)  # one extra head per horizon
+    eot_head_dim: int = 6  # outputs per extra head; index 0 = "no voice activity over the horizon"
+    silence_prefix_s: float = 0.0  # audio of silence fed before a stream's first sample
+    name: str = "dsm"
+
+    def __post_init__(self):
+        self.eot_horizons_s = tuple(float(h) for h in self.eot_horizons_s)
+        if self.d_model % self.num_heads or (self.d_model // self.num_heads) % 2:
+            raise ValueError(f"d_model {self.d_model} must split into {self.num_heads} heads of even size")
+        if self.audio_input not in ("filterbank", "codebooks"):
+            raise ValueError(f"audio_input must be 'filterbank' or 'codebooks', not {self.audio_input!r}")
+        if self.text_vocab_in <= self.text_vocab_out:
+            raise ValueError("text_vocab_in must count the initial token: text_vocab_out + 1")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.num_heads
+
+    @property
+    def initial_text_id(self) -> int:
+        return self.text_vocab_out
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["eot_horizons_s"] = list(self.eot_horizons_s)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DSMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------- layers
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm, computed in fp32 whatever the weights' dtype (as Kyutai does)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.alpha = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        x32 = x.float()
+        scale = self.alpha.float() * torch.rsqrt(self.eps + x32.pow(2).mean(-1, keepdim=True))
+        return (x32 * scale).to(x.dtype)
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor, max_period: float) -> torch.Tensor:
+    """Rotary position embedding, interleaved pairs (x0, x1), (x2, x3)...
+
+    x: (B, H, T, hd); positions: (B, T) absolute step index of each query/key.
+    """
+    hd = x.shape[-1]
+    freqs = torch.exp(torch.arange(hd // 2, device=x.device, dtype=torch.float32)
+                      * (-math.log(max_period) * 2 / hd))  # (hd/2,)
+    angles = positions.float()[:, None, :, None] * freqs  # (B, 1, T, hd/2)
+    cos, sin = angles.cos(), angles.sin()
+    pairs = x.float().unflatten(-1, (hd // 2, 2))
+    real, imag = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
+
+
+class KVCache:
+    """Ring buffer of keys and values for B streams, bounded by the context.
+
+    Stream b writes its step p into slot p % context. `positions[b, s]` is the absolute step held in
+    slot s of stream b (-1: empty), which is all attention needs to build its mask; a stream is reset by
+    emptying its row, without touching the others.
+    """
+
+    def __init__(self, cfg: DSMConfig, batch_size: int, device=None, dtype=torch.float32):
+        shape = (cfg.num_layers, batch_size, cfg.num_heads, cfg.context, cfg.head_dim)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.positions = torch.full((batch_size, cfg.context), -1, dtype=torch.long, device=device)
+        self.next_pos = torch.zeros(batch_size, dtype=torch.long, device=device)  # step each stream is at
+        self.context = cfg.context
+
+    @property
+    def batch_size(self) -> int:
+        return self.next_pos.shape[0]
+
+    def reset(self, index: int | None = None):
+        """Empty the cache of stream `index` (all streams if None)."""
+        rows = slice(None) if index is None else index
+        self.positions[rows] = -1
+        self.next_pos[rows] = 0
+
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes + self.positions.nbytes
+
+    def __repr__(self):
+        _, B, H, C, hd = self.keys.shape
+        return (f"KVCache(batch={B}, layers={self.keys.shape[0]}, heads={H}, context={C}, head_dim={hd}, "
+                f"next_pos={self.next_pos.tolist()}, {self.nbytes() / 2**20:.1f} MiB)")
+
+
+class Attention(nn.Module):
+    """Causal self-attention over a band of `context` steps.
+
+    The fast path uses fused attention; the attention weights are computed explicitly only while the
+    `pattern` hook is recorded, so that looking inside costs nothing when nobody looks.
+    """
+
+    def __init__(self, cfg: DSMConfig, prefix: str):
+        super().__init__()
+        self.cfg = cfg
+        self.in_proj = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)  # Kyutai's layout: q, k, v
+        self.out_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.hook_q = HookPoint(f"{prefix}.q")
+        self.hook_k = HookPoint(f"{prefix}.k")
+        self.hook_v = HookPoint(f"{prefix}.v")
+        self.hook_pattern = HookPoint(f"{prefix}.pattern")
+        self.hook_out = HookPoint(f"{prefix}.out")
+
+    def _qkv(self, x, positions):
+        q, k, v = self.in_proj(x).unflatten(-1, (3, self.cfg.num_heads, self.cfg.head_dim)).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        return apply_rope(q, positions, self.cfg.max_period), apply_rope(k, positions, self.cfg.max_period), v
+
+    def forward(self, x):
+        """Whole sequences: x (B, T, d), positions 0..T-1."""
+        B, T, _ = x.shape
+        pos = torch.arange(T, device=x.device)
+        q, k, v = self._qkv(x, pos.expand(B, T))
+        delta = pos[:, None] - pos[None, :]
+        mask = (delta >= 0) & (delta < self.cfg.context)  # (T, T)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(y.transpose(1, 2).flatten(2))
+
+    def step(self, x, cache: KVCache, layer: int, active: torch.Tensor | None = None):
+        """One step for B streams: x (B, d). Writes this step's key and value into the ring (only for the
+        `active` streams: an idle slot of a batch keeps its cache as it was)."""
+        B = x.shape[0]
+        rows = torch.arange(B, device=x.device)
+        pos = cache.next_pos  # (B,)
+        q, k, v = self._qkv(x[:, None], pos[:, None])  # (B, H, 1, hd)
+        self.hook_q.fire(q[:, :, 0])
+        self.hook_k.fire(k[:, :, 0])
+        self.hook_v.fire(v[:, :, 0])
+        slot = pos % cache.context
+        w = rows if active is None else rows[active]  # rows that write
+        cache.keys[layer, w, :, slot[w]] = k[w, :, 0]
+        cache.values[layer, w, :, slot[w]] = v[w, :, 0]
+        if layer == 0:  # the slot positions are shared by all layers: write them once per step
+            cache.positions[w, slot[w]] = pos[w]
+        key_pos = cache.positions  # (B, C)
+        valid = (key_pos >= 0) & (key_pos <= pos[:, None]) & (pos[:, None] - key_pos < cache.context)
+        keys, values = cache.keys[layer], cache.values[layer]  # (B, H, C, hd)
+        if self.hook_pattern.active:
+            scores = (q @ keys.transpose(-1, -2)) / math.sqrt(self.cfg.head_dim)  # (B, H, 1, C)
+            scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
+            weights = scores.float().softmax(-1).to(q.dtype)
+            y = weights @ values
+            # Report keys by lag (index a = the step a frames ago), a layout that does not depend on
+            # where the ring happens to be: row b of the pattern sums to 1.
+            lag_slots = (pos[:, None] - torch.arange(cache.context, device=x.device)) % cache.context
+            self.hook_pattern.fire(torch.gather(weights[:, :, 0], 2, lag_slots[:, None, :].expand(
+                -1, self.cfg.num_heads, -1)))
+        else:
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid[:, None, None, :])
+        out = self.out_proj(y[:, :, 0].flatten(1))
+        self.hook_out.fire(out)
+        return out
+
+
+class GatedFFN(nn.Module):
+    """Gated SiLU feed-forward: linear_in gives [gate | value], out = linear_out(silu(gate) * value)."""
+
+    def __init__(self, cfg: DSMConfig):
+        super().__init__()
+        self.linear_in = nn.Linear(cfg.d_model, 2 * cfg.ffn_hidden, bias=False)
+        self.linear_out = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
+
+    def forward(self, x):
+        gate, value = self.linear_in(x).unflatten(-1, (2, -1)).unbind(-2)
+        return self.linear_out(F.silu(gate) * value)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DSMConfig, index: int):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg, f"blocks.{index}.attn")
+        self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = GatedFFN(cfg)
+        self.hook_mlp_out = HookPoint(f"blocks.{index}.mlp.out")
+        self.hook_out = HookPoint(f"blocks.{index}.out")
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+    def step(self, x, cache, layer, active=None):
+        x = x + self.attn.step(self.norm1(x), cache, layer, active)
+        mlp_out = self.mlp(self.norm2(x))
+        self.hook_mlp_out.fire(mlp_out)
+        x = x + mlp_out
+        self.hook_out.fire(x)
+        return x
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+class DSM(nn.Module):
+    """Delayed-streams model: audio embedding + previous text token -> next text token, end-of-turn probs."""
+
+    def __init__(self, cfg: DSMConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.audio_input == "filterbank":
+            self.frontend = FilterbankFrontend(cfg.d_model, cfg.n_filters)
+        else:
+            self.frontend = CodebookFrontend(cfg.d_model, cfg.n_codebooks, cfg.codebook_card)
+        self.text_emb = nn.Embedding(cfg.text_vocab_in, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
+        self.out_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.text_linear = nn.Linear(cfg.d_model, cfg.text_vocab_out, bias=False)
+        self.extra_heads = nn.ModuleList(
+            nn.Linear(cfg.d_model, cfg.eot_head_dim, bias=False) for _ in cfg.eot_horizons_s)
+        if cfg.audio_input == "codebooks":
+            self.hook_mimi_codes = HookPoint("mimi.codes")
+        self.hook_frontend_out = HookPoint("frontend.out")
+        self.hook_input = HookPoint("input.embed")
+        self.hook_final = HookPoint("final.norm")
+        self.hook_text_logits = HookPoint("text.logits")
+        self.hook_eot_probs = HookPoint("eot.probs")
+        self.step_positions = torch.zeros(1, dtype=torch.long)
+        # Set by lab.load(): what a streamer needs besides the weights.
+        self.tokenizer = None
+        self.mimi = None  # Mimi encoder (codebook models)
+        self.alignment = "training"
+        self.source = ""
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def hook_points(self) -> dict[str, HookPoint]:
+        """Every hook point by its stable name, in the order a step reaches them."""
+        points = [m for m in self.modules() if isinstance(m, HookPoint)]
+        order = {"mimi.codes": -1, "frontend.out": 0, "input.embed": 1, "final.norm": 3, "text.logits": 4, "eot.probs": 5}
+        points.sort(key=lambda p: order.get(p.name, 2))  # blocks keep their module order in the middle
+        return {p.name: p for p in points}
+
+    def hook_names(self) -> list[str]:
+        return list(self.hook_points())
+
+    def _heads(self, h):
+        """h: (..., d) -> text logits (..., V), end-of-turn probabilities (..., n_heads)."""
+        h = self.out_norm(h)
+        logits = self.text_linear(h)
+        p_eot = torch.stack([head(h).float().softmax(-1)[..., 0] for head in self.extra_heads], -1) \
+            if len(self.extra_heads) else h.new_zeros(*h.shape[:-1], 0)
+        return h, logits, p_eot
+
+    def align_audio(self, frame_emb: torch.Tensor, alignment: str = "training") -> torch.Tensor:
+        """Frame embeddings (B, T, d) -> what each step sees, for whole-sequence training.
+
+        "training": step t sees frame t-1 (as Kyutai trains and serves); "scripts": step t sees frame t.
+        Either way step 0 sees the initial embedding. Streaming does the same in lab.stream.
+        """
+        initial = self.frontend.initial(frame_emb.shape[0]).to(frame_emb)[:, None]
+        if alignment == "training":
+            return torch.cat([initial, frame_emb[:, :-1]], dim=1)
+        if alignment == "scripts":
+            return torch.cat([initial, frame_emb[:, 1:]], dim=1)
+        raise ValueError(f"alignment must be 'training' or 'scripts', not {alignment!r}")
+
+    def forward(self, audio_emb: torch.Tensor, text_in: torch.Tensor):
+        """Whole sequences, for training.
+
+        audio_emb: (B, T, d) audio embeddings already aligned to the steps (`align_audio`); text_in: (B, T) the text token written at the step before (initial id at 0).
+        Returns text logits (B, T, V) and extra-head logits (B, T, n_heads, eot_head_dim).
+        """
+        x = audio_emb + self.text_emb(text_in)
+        for block in self.blocks:
+            x = block(x)
+        h = self.out_norm(x)
+        eot_logits = torch.stack([head(h) for head in self.extra_heads], 2) if len(self.extra_heads) \
+            else h.new_zeros(*h.shape[:2], 0, self.cfg.eot_head_dim)
+        return self.text_linear(h), eot_logits
+
+    def new_cache(self, batch_size: int) -> KVCache:
+        p = next(self.parameters())
+        return KVCache(self.cfg, batch_size, device=p.device, dtype=p.dtype)
+
+    @torch.no_grad()
+    def step(self, audio_emb: torch.Tensor, text_in: torch.Tensor, cache: KVCache,
+             active: torch.Tensor | None = None):
+        """Advance B streams by one frame.
+
+        audio_emb: (B, d) the frontend's embedding of the frame this step sees (see `align_audio`);
+        text_in: (B,) previous text token of each stream; active: (B,) bool, the streams that step (all
+        if None; the others' caches stay as they were and their outputs are to be ignored).
+        Returns text logits (B, V) and end-of-turn probabilities (B, n_heads); moves each stream on by one.
+        """
+        self.step_positions = cache.next_pos  # for recorders: the step each stream is at
+        at_start = (cache.next_pos == 0)[:, None]  # step 0 sees the initial embedding, never audio
+        audio_emb = torch.where(at_start, self.frontend.initial(audio_emb.shape[0]).to(audio_emb), audio_emb)
+        self.hook_frontend_out.fire(audio_emb)
+        x = audio_emb + self.text_emb(text_in)
+        self.hook_input.fire(x)
+        for i, block in enumerate(self.blocks):
+            x = block.step(x, cache, i, active)
+        h, logits, p_eot = self._heads(x)
+        self.hook_final.fire(h)
+        self.hook_text_logits.fire(logits)
+        self.hook_eot_probs.fire(p_eot)
+        cache.next_pos += 1 if active is None else active.to(cache.next_pos)
+        return logits, p_eot
+
+    # --------------------------------------------------------------------- audio frames, for lab.stream
+    def init_frontend_state(self, batch_size: int):
+        return self.mimi.init_state(batch_size) if self.mimi is not None else self.frontend.init_state(batch_size)
+
+    def reset_frontend_state(self, state, index: int):
+        if self.mimi is not None:
+            self.mimi.reset_state(state, index)
+        elif state is not None:
+            state[index] = 0
+
+    def embed_frame(self, frames: torch.Tensor, state, active: torch.Tensor | None = None) -> torch.Tensor:
+        """24 kHz frames (B, 1920) -> frame embeddings (B, d), updating the frontend state."""
+        frames = frames.to(next(self.parameters()).dtype)
+        if self.cfg.audio_input == "codebooks":
+            if self.mimi is None:
+                raise ValueError("this model reads Mimi codes but has no Mimi encoder loaded")
+            if active is not None and not bool(active.all()):
+                raise NotImplementedError("Mimi streams in a batch must all step together")
+            codes = self.mimi.encode_step(frames, state)  # (B, 32)
+            self.hook_mimi_codes.fire(codes)
+            return self.frontend.step(codes)
+        return self.frontend.step(frames, state, active)
+
+    @property
+    def info(self) -> ModelInfo:
+        cfg, p = self.cfg, next(self.parameters())
+        return ModelInfo(
+            name=cfg.name, sample_rate=SAMPLE_RATE, frame_rate=FRAME_RATE, frame_size=FRAME_SIZE,
+            delay_frames=cfg.delay_frames, delay_s=cfg.delay_frames / FRAME_RATE, context_steps=cfg.context,
+            n_params=self.n_params, audio_input=cfg.audio_input, vad_horizons_s=cfg.eot_horizons_s,
+            text_vocab=cfg.text_vocab_out, dtype=str(p.dtype).replace("torch.", ""),
+            alignment=self.alignment, source=self.source)
+
+    # The user-facing streaming interface lives in lab.stream; these are thin doors to it.
+    def stream(self, **kwargs):
+        from .stream import Streamer
+        return Streamer(self, **kwargs)
+
+    def streams(self, n: int, **kwargs):
+        from .stream import Streamer
+        return Streamer(self, batch_size=n, **kwargs)
+
+    def transcribe(self, source, sample_rate: int | None = None, **kwargs):
+        from .stream import transcribe
+        return transcribe(self, source, sample_rate=sample_rate, **kwargs)
+
+
+@dataclass
+class ModelInfo:
+    """What a user wants to know about a loaded model at a glance."""
+
+    name: str
+    sample_rate: int
+    frame_rate: float
+    frame_size: int
+    delay_frames: int
+    delay_s: float
+    context_steps: int
+    n_params: int
+    audio_input: str
+    vad_horizons_s: tuple[float, ...]
+    text_vocab: int
+    dtype: str
+    alignment: str
+    source: str = ""
+    extra: dict = field(default_factory=dict)

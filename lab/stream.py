@@ -1,0 +1,264 @@
+"""Streaming: PCM in, at any rate and in any chunk size, events out, for one stream or a batch of them.
+
+    s = model.stream()
+    for chunk in microphone:                       # any length, any rate, int16 or float
+        for event in s.feed(chunk, sample_rate=48000):
+            ...                                    # Step every 80 ms, Word when complete, EndOfTurn
+    s.flush()                                      # speaker stopped: drain the delay now
+
+A single stream is a batch of one: `model.streams(n)` and `model.stream()` are the same class, so a fix or
+a hook in one is in both. Everything a stream remembers lives in one `StreamState` that the streamer owns
+and a notebook can print.
+
+Frame alignment (Kyutai's two conventions, one frame = 80 ms apart):
+- "training" (default; Kyutai's training and Rust server): the step run when frame t arrives sees the
+  embedding of frame t-1 next to the text token of step t-1. Step 0 sees the initial embedding.
+- "scripts" (Kyutai's PyTorch example scripts): that step sees frame t itself; frame 0 is masked by the
+  initial embedding. The model then hears one frame more before it writes.
+Either way a step runs when its frame arrives, and `Step.time_s` is the end of that frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
+from .events import EndOfTurn, Step, Transcript, Word, steps_frame
+from .model import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, KVCache
+from .tokenizer import WordAssembler
+
+ALIGNMENTS = ("training", "scripts")
+
+
+class ThresholdEndOfTurn:
+    """Kyutai's example policy: end of turn when one head's probability crosses a threshold.
+
+    Fires once per turn: it re-arms only after a new word has come out.
+    """
+
+    def __init__(self, horizon_s: float = 2.0, threshold: float = 0.5):
+        self.horizon_s, self.threshold = horizon_s, threshold
+        self.name = f"p_eot_{horizon_s:g}s > {threshold:g}"
+        self.armed = False
+
+    def update(self, p_eot: dict[float, float], new_word: bool) -> float | None:
+        if new_word:
+            self.armed = True
+        p = p_eot.get(self.horizon_s)
+        if self.armed and p is not None and p > self.threshold:
+            self.armed = False
+            return p
+        return None
+
+    def reset(self):
+        self.armed = False
+
+
+@dataclass
+class StreamState:
+    """All a batch of streams remembers. Per slot: the samples waiting for a full frame, the resampler,
+    the frontend's state, the embedding of the last frame (for the "training" alignment), the last text
+    token, the word being assembled, the end-of-turn policy; per batch: the KV ring buffers."""
+
+    pending: list[np.ndarray]  # per slot: 24 kHz samples not yet a whole frame (< 1920)
+    resamplers: list[StreamingResampler | None]  # per slot, made for the rate of its first chunk
+    frontend: object  # filterbank tails (B, 240), or the Mimi encoder's state
+    last_frame_emb: torch.Tensor  # (B, d): the previous frame's embedding
+    last_token: torch.Tensor  # (B,): the text token written at the previous step
+    words: list[WordAssembler]
+    policies: list[ThresholdEndOfTurn]
+    cache: KVCache
+    samples_in: list[int] = field(default_factory=list)  # per slot: 24 kHz samples received
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.pending)
+
+    def __repr__(self):
+        lines = [f"StreamState(batch={self.batch_size})"]
+        for i in range(self.batch_size):
+            lines.append(
+                f"  slot {i}: step={int(self.cache.next_pos[i])}, pending={len(self.pending[i])} samples, "
+                f"received={self.samples_in[i]} samples, last_token={int(self.last_token[i])}, "
+                f"partial word={self.words[i].partial!r}, resampler={self.resamplers[i]!r}")
+        lines.append(f"  {self.cache!r}")
+        return "\n".join(lines)
+
+
+class Streamer:
+    """B live streams stepped together (B = 1 for `model.stream()`)."""
+
+    def __init__(self, model, batch_size: int = 1, alignment: str | None = None, eot_horizon_s: float = 2.0,
+                 eot_threshold: float = 0.5):
+        if model.tokenizer is None:
+            raise ValueError("this model has no tokenizer; load it with lab.load() to stream text")
+        self.model = model
+        self.alignment = alignment or getattr(model, "alignment", "training")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
+        self.batch_size = batch_size
+        self.horizons = model.cfg.eot_horizons_s
+        self._policy_args = (eot_horizon_s, eot_threshold) if eot_horizon_s in self.horizons else None
+        self.state = self._new_state()
+
+    # ------------------------------------------------------------------------------------------- state
+    def _new_state(self) -> StreamState:
+        B, m = self.batch_size, self.model
+        p = next(m.parameters())
+        return StreamState(
+            pending=[np.zeros(0) for _ in range(B)],
+            resamplers=[None] * B,
+            frontend=m.init_frontend_state(B),
+            last_frame_emb=torch.zeros(B, m.cfg.d_model, dtype=p.dtype, device=p.device),
+            last_token=torch.full((B,), m.cfg.initial_text_id, dtype=torch.long, device=p.device),
+            words=[self._assembler(i) for i in range(B)],
+            policies=[ThresholdEndOfTurn(*self._policy_args) if self._policy_args else None for _ in range(B)],
+            cache=m.new_cache(B),
+            samples_in=[0] * B,
+        )
+
+    def _assembler(self, i):
+        return WordAssembler(self.model.tokenizer, FRAME_RATE, self.delay_s, stream=i)
+
+    @property
+    def delay_s(self) -> float:
+        cfg = self.model.cfg
+        return cfg.delay_frames / FRAME_RATE + cfg.silence_prefix_s
+
+    def reset(self, index: int | None = None):
+        """Start stream `index` afresh (all streams if None); the other slots are untouched."""
+        if index is None:
+            self.state = self._new_state()
+            return
+        s, m = self.state, self.model
+        s.pending[index], s.resamplers[index], s.samples_in[index] = np.zeros(0), None, 0
+        m.reset_frontend_state(s.frontend, index)
+        s.last_frame_emb[index] = 0
+        s.last_token[index] = m.cfg.initial_text_id
+        s.words[index] = self._assembler(index)
+        if s.policies[index] is not None:
+            s.policies[index].reset()
+        s.cache.reset(index)
+
+    # ------------------------------------------------------------------------------------------- input
+    def _accept(self, i: int, chunk, sample_rate) -> np.ndarray:
+        """Check and resample one slot's chunk. Raises before any state changes."""
+        rate = check_sample_rate(sample_rate)
+        x = to_mono_float(chunk, what=f"audio chunk for stream {i}")
+        r = self.state.resamplers[i]
+        if r is not None and r.rate_in != rate:
+            raise ValueError(f"stream {i} started at {r.rate_in} Hz and got a chunk at {rate} Hz; "
+                             "reset() the stream to change the sample rate")
+        return x
+
+    def feed(self, chunk, sample_rate: int = SAMPLE_RATE):
+        """Feed audio; returns the events of the steps it completed.
+
+        One stream: `feed(chunk, rate) -> [events]`. A batch: `feed([chunk_0, ..., chunk_{B-1}], rate)
+        -> [[events of stream 0], ...]`; a None chunk means that stream has nothing new.
+        """
+        chunks = [chunk] if self.batch_size == 1 and not isinstance(chunk, (list, tuple)) else list(chunk)
+        if len(chunks) != self.batch_size:
+            raise ValueError(f"expected {self.batch_size} chunks (one per stream), got {len(chunks)}")
+        checked = [None if c is None else self._accept(i, c, sample_rate) for i, c in enumerate(chunks)]
+        s = self.state
+        for i, x in enumerate(checked):  # nothing below can fail on bad input
+            if x is None or len(x) == 0:
+                continue
+            if s.resamplers[i] is None:
+                s.resamplers[i] = StreamingResampler(int(sample_rate), SAMPLE_RATE)
+            y = s.resamplers[i].push(x)
+            s.samples_in[i] += len(y)
+            s.pending[i] = np.concatenate([s.pending[i], y])
+        events = self._run_ready_frames()
+        return events[0] if self.batch_size == 1 and not isinstance(chunk, (list, tuple)) else events
+
+    def flush(self, index: int | None = None, extra_frames: int | None = None):
+        """Drain the delay now: complete the partial frame with silence, then step `delay_frames + 1`
+        frames of silence as fast as the machine allows, instead of waiting for them in real time."""
+        n = self.model.cfg.delay_frames + 1 if extra_frames is None else extra_frames
+        s = self.state
+        slots = range(self.batch_size) if index is None else [index]
+        for i in slots:
+            if s.resamplers[i] is not None:
+                s.pending[i] = np.concatenate([s.pending[i], s.resamplers[i].drain()])
+            missing = (-len(s.pending[i])) % FRAME_SIZE
+            s.pending[i] = np.concatenate([s.pending[i], np.zeros(missing + n * FRAME_SIZE)])
+        events = self._run_ready_frames()
+        return events[0] if self.batch_size == 1 else events
+
+    # -------------------------------------------------------------------------------------------- steps
+    def _run_ready_frames(self) -> list[list]:
+        s = self.state
+        events: list[list] = [[] for _ in range(self.batch_size)]
+        while True:
+            active = [len(p) >= FRAME_SIZE for p in s.pending]
+            if not any(active):
+                return events
+            frames = np.zeros((self.batch_size, FRAME_SIZE), dtype=np.float32)
+            for i, ok in enumerate(active):
+                if ok:
+                    frames[i] = s.pending[i][:FRAME_SIZE]
+                    s.pending[i] = s.pending[i][FRAME_SIZE:]
+            for i, evs in enumerate(self._step(torch.from_numpy(frames), torch.tensor(active))):
+                events[i] += evs
+
+    @torch.no_grad()
+    def _step(self, frames: torch.Tensor, active: torch.Tensor) -> list[list]:
+        m, s = self.model, self.state
+        t0 = time.perf_counter()
+        positions = s.cache.next_pos.clone()
+        m.step_positions = s.cache.next_pos
+        frame_emb = m.embed_frame(frames.to(s.last_frame_emb.device), s.frontend, active)
+        step_emb = s.last_frame_emb if self.alignment == "training" else frame_emb
+        logits, p_eot = m.step(step_emb, s.last_token, s.cache, active=active)
+        tokens = logits.argmax(-1)
+        keep = active[:, None].to(frame_emb.device)
+        s.last_frame_emb = torch.where(keep, frame_emb, s.last_frame_emb)
+        s.last_token = torch.where(keep[:, 0], tokens, s.last_token)
+        compute_ms = (time.perf_counter() - t0) * 1000
+        return [self._events(i, int(positions[i]), int(tokens[i]), p_eot[i].tolist(), compute_ms)
+                if active[i] else [] for i in range(self.batch_size)]
+
+    def _events(self, i: int, step: int, token: int, p_eot: list[float], compute_ms: float) -> list:
+        s, tok = self.state, self.model.tokenizer
+        time_s = round((step + 1) / FRAME_RATE, 4)
+        probs = dict(zip(self.horizons, p_eot))
+        out: list = [Step(step, time_s, token, tok.piece(token), probs, compute_ms, stream=i)]
+        word = s.words[i].push(step, token, time_s)
+        if word is not None:
+            out.append(word)
+        policy = s.policies[i]
+        if policy is not None:
+            p = policy.update(probs, new_word=tok.is_text(token))
+            if p is not None:
+                out.append(EndOfTurn(time_s, p, policy.name, stream=i))
+        return out
+
+    def __repr__(self):
+        return f"Streamer(alignment={self.alignment!r}, delay={self.delay_s:.2f} s)\n{self.state!r}"
+
+
+def transcribe(model, source, sample_rate: int | None = None, alignment: str | None = None) -> Transcript:
+    """A whole file or array through one stream, then flushed: the streaming result, not a batch one."""
+    if isinstance(source, tuple):
+        audio, sample_rate = source
+    elif isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        audio, sample_rate = load_audio(source)
+    else:
+        audio = source
+        if sample_rate is None:
+            raise ValueError("transcribe(array) needs sample_rate=, or pass (array, sample_rate)")
+    stream = Streamer(model, alignment=alignment)
+    prefix = np.zeros(round(model.cfg.silence_prefix_s * check_sample_rate(sample_rate)))
+    events = stream.feed(np.concatenate([prefix, to_mono_float(audio, what="audio")]), sample_rate)
+    events += stream.flush()
+    steps = [e for e in events if isinstance(e, Step)]
+    words = [e for e in events if isinstance(e, Word)]
+    return Transcript(text=" ".join(w.text for w in words), words=words,
+                      steps=steps_frame(steps, model.cfg.eot_horizons_s),
+                      end_of_turns=[e for e in events if isinstance(e, EndOfTurn)])
