@@ -38,6 +38,56 @@ def cmd_transcribe(args):
         print(t.text)
 
 
+def cmd_synth(args):
+    from pathlib import Path
+
+    from lab.synth import generate_corpus
+
+    exclude = tuple(args.exclude_voice or ())
+    voices = args.voice or None
+    paths = generate_corpus(Path(args.out), args.n, args.seed, voices=voices, exclude_voices=exclude,
+                            workers=args.workers, progress=not args.json)
+    if args.json:
+        _print_json({"items": len(paths), "out": str(args.out), "seed": args.seed})
+    else:
+        print(f"wrote {len(paths)} items to {args.out}")
+
+
+def cmd_train(args):
+    from dataclasses import fields
+
+    from lab.train import TrainConfig, train
+
+    known = {f.name for f in fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in known and v is not None}
+    train(TrainConfig(**overrides), resume=args.resume)
+
+
+def cmd_eval(args):
+    import lab
+    from lab import evaluate
+
+    model = lab.load(args.model)
+    results = evaluate.run_items(model, args.dir, limit=args.limit, progress=not args.json)
+    summary = evaluate.transcription_summary(results)
+    rows = [dict(summary, kind="transcription")]
+    for h in model.cfg.eot_horizons_s:
+        if h not in (1.0, 2.0):
+            continue
+        sweep = evaluate.sweep_semantic(results, h)
+        th = args.threshold if args.threshold is not None else evaluate.pick_threshold(sweep)
+        chosen = sweep.iloc[(sweep.threshold - th).abs().argsort().iloc[0]].to_dict()
+        base = evaluate.matched_silence_baseline(results, chosen["latency_p50_s"])
+        rows.append({"kind": "end_of_turn", **chosen, "baseline_min_silence_s": base["min_silence_s"],
+                     "baseline_early_cut_rate": base["early_cut_rate"],
+                     "baseline_latency_p50_s": base["latency_p50_s"]})
+    for row in rows:
+        if args.json:
+            _print_json({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+        else:
+            print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dsm-lab", description="Delayed-streams modeling workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,6 +98,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alignment", default="training", choices=["training", "scripts"])
     t.add_argument("--json", action="store_true", help="one JSON object a line")
     t.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("synth", help="make a synthetic corpus of turns with exact word timings (espeak-ng)")
+    s.add_argument("--n", type=int, required=True, help="number of items")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--voice", action="append", help="only this voice (repeatable)")
+    s.add_argument("--exclude-voice", action="append", help="leave this voice out (repeatable)")
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    tr = sub.add_parser("train", help="train a DSM model on a synth corpus (CPU)")
+    tr.add_argument("--corpus", required=True)
+    tr.add_argument("--out", required=True, help="run folder; the model lands in OUT/model")
+    for name, kind in [("delay_frames", int), ("d_model", int), ("num_layers", int), ("num_heads", int),
+                       ("ffn_hidden", int), ("vocab_size", int), ("batch_size", int), ("lr", float),
+                       ("max_steps", int), ("minutes", float), ("seed", int), ("name", str)]:
+        tr.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+    tr.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    tr.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="WER, emission latency and end-of-turn measures on a folder of items")
+    e.add_argument("dir")
+    e.add_argument("--model", default=None)
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--threshold", type=float, default=None, help="end-of-turn threshold (default: picked)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
     return p
 
 

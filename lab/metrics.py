@@ -1,0 +1,103 @@
+"""The measures of dsm-lab, defined once and used everywhere (evaluation, turn lab, latency lab, notebooks).
+
+- WER: word error rate against reference words (jiwer), after lower-casing and stripping punctuation.
+- Emission latency of a word: the stream time at which it was emitted minus the reference end of the word.
+- End of turn, per turn: an *early cut* is a decision before the reference end of the turn's last word
+  (inside a mid-turn pause or inside speech); the *detection latency* is the first decision at or after that
+  end, minus it; a *miss* is a turn with no decision at all after its end.
+- Flush latency: time from the end-of-turn decision to the turn's final word being emitted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_PUNCT = re.compile(r"[^\w\s']")
+
+
+def normalize(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def wer(references: list[str] | str, hypotheses: list[str] | str) -> float:
+    """Corpus word error rate: total edits / total reference words."""
+    import jiwer
+
+    refs = [references] if isinstance(references, str) else list(references)
+    hyps = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
+    if len(refs) != len(hyps):
+        raise ValueError(f"wer: {len(refs)} references but {len(hyps)} hypotheses")
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps) if normalize(r)]
+    if not pairs:
+        raise ValueError("wer: every reference is empty")
+    out = jiwer.process_words([r for r, _ in pairs], [h if h else "<empty>" for _, h in pairs])
+    errors = out.substitutions + out.deletions + out.insertions
+    return errors / sum(len(r.split()) for r, _ in pairs)
+
+
+def match_words(ref_words: list[str], hyp_words: list[str]) -> list[tuple[int, int]]:
+    """(ref index, hyp index) of the words that the alignment says are equal."""
+    from difflib import SequenceMatcher
+
+    a, b = [normalize(w) for w in ref_words], [normalize(w) for w in hyp_words]
+    pairs = []
+    for block in SequenceMatcher(a=a, b=b, autojunk=False).get_matching_blocks():
+        pairs += [(block.a + k, block.b + k) for k in range(block.size)]
+    return pairs
+
+
+def emission_latencies(ref: list[dict], hyp: list) -> np.ndarray:
+    """Per matched word: emitted_s - reference end. ref: [{"text","start","end"}], hyp: [Word]."""
+    pairs = match_words([w["text"] for w in ref], [w.text for w in hyp])
+    return np.array([hyp[j].emitted_s - ref[i]["end"] for i, j in pairs])
+
+
+def percentiles(values, qs=(50, 90)) -> dict[str, float]:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return {f"p{q}": float(np.percentile(values, q)) if len(values) else float("nan") for q in qs}
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    early_cut: bool  # a decision before the end of the turn's last word
+    latency_s: float  # first decision at or after that end, minus it (nan if none)
+    missed: bool  # no decision after the end
+    first_early_s: float = float("nan")  # time of the first early decision
+
+
+def judge_turn(decisions_s, turn_end_s: float, turn_start_s: float = 0.0) -> TurnOutcome:
+    """Score one turn's end-of-turn decisions (stream times, seconds) against its reference end."""
+    d = np.sort(np.asarray(list(decisions_s), dtype=float))
+    d = d[d >= turn_start_s]
+    early = d[d < turn_end_s]
+    late = d[d >= turn_end_s]
+    return TurnOutcome(early_cut=len(early) > 0, latency_s=float(late[0] - turn_end_s) if len(late) else float("nan"),
+                       missed=len(late) == 0, first_early_s=float(early[0]) if len(early) else float("nan"))
+
+
+def summarize_turns(outcomes: list[TurnOutcome]) -> dict[str, float]:
+    """Early-cut rate per turn, latency p50/p90 (turns not cut early and detected), miss rate."""
+    if not outcomes:
+        raise ValueError("no turns to summarize")
+    latencies = [o.latency_s for o in outcomes if not o.early_cut and not o.missed]
+    p = percentiles(latencies)
+    return {"turns": len(outcomes), "early_cut_rate": float(np.mean([o.early_cut for o in outcomes])),
+            "latency_p50_s": p["p50"], "latency_p90_s": p["p90"],
+            "miss_rate": float(np.mean([o.missed for o in outcomes]))}
+
+
+def crossings(times_s, values, threshold: float, start_s: float = 0.0) -> list[float]:
+    """Times where `values` rises above `threshold` (a decision each time), ignoring those before start_s."""
+    v = np.asarray(values, dtype=float) > threshold
+    t = np.asarray(times_s, dtype=float)
+    rising = v & ~np.concatenate([[False], v[:-1]])
+    return [float(x) for x in t[rising] if x >= start_s]
+
+
+def flush_latency(decision_s: float, last_word_emitted_s: float) -> float:
+    """Time from the end-of-turn decision to the turn's final word (negative: the word came first)."""
+    return last_word_emitted_s - decision_s
