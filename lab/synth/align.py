@@ -30,6 +30,10 @@ from .espeak import RawSynthesis
 ENVELOPE_MS = 4.0  # RMS window: long enough to bridge zero crossings, short enough for ms timing
 SILENCE_DB = 40.0  # below the chunk's loudest window by this much counts as silence
 SILENCE_FLOOR = 12.0  # int16 RMS under which audio is silent whatever the chunk level
+# How far the first/last word may grow past its phoneme events. Small on purpose: the voices
+# with an echo (m2, f2..f5: a 10-15 % copy 120-140 ms later) ring on above the threshold,
+# and that reverberation is not part of the word.
+MAX_GROW_MS = 25.0
 
 
 def word_char_spans(text: str, words: list[str]) -> list[tuple[int, int]]:
@@ -76,7 +80,10 @@ def _phoneme_words(raw: RawSynthesis, spans: list[tuple[int, int]]) -> list[list
     return per_word
 
 
-def _split_groups(per_word: list[list[tuple[int, int]]], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+Span = tuple[int, int]
+
+
+def _split_groups(per_word: list[list[Span]], spans: list[Span]) -> list[Span]:
     """Raw (start, end) per word, dividing merged groups' phonemes among their words."""
     n = len(spans)
     owners = [i for i in range(n) if per_word[i]]
@@ -121,6 +128,7 @@ def align_words(raw: RawSynthesis, text: str, words: list[str], rate: int) -> li
     env = envelope(raw.pcm, rate)
     loud = env > silence_threshold(env)
     n_samples = len(raw.pcm)
+    grow = int(rate * MAX_GROW_MS / 1000)
     out = []
     for i, (s, e) in enumerate(rough):
         s, e = min(max(s, 0), n_samples), min(max(e, 0), n_samples)
@@ -130,10 +138,12 @@ def align_words(raw: RawSynthesis, text: str, words: list[str], rate: int) -> li
         else:  # a word with no loud sample in its span: keep the phoneme span as is
             ts, te = s, max(e, s + 1)
         if i == 0:  # sound may start before the first phoneme event: grow back into the silence
-            while ts > 0 and loud[ts - 1]:
+            limit = max(0, s - grow)
+            while ts > limit and loud[ts - 1]:
                 ts -= 1
         if i == len(rough) - 1:  # ... and ring on after the last one
-            while te < n_samples and loud[te]:
+            limit = min(n_samples, e + grow)
+            while te < limit and loud[te]:
                 te += 1
         out.append((ts, te))
     # Trimming only shrinks inner words, so they cannot overlap; keep a guard for odd events.
