@@ -86,7 +86,36 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot read safetensors (truncated or corrupt?): {e}") from e
+        raise CheckpointError(f"{path}: cannot read safetensors ({_diagnose_safetensors(path)}): {e}") from e
+
+
+def _diagnose_safetensors(path: Path) -> str:
+    """Why a safetensors file does not load, naming the first tensor cut off where the header is readable.
+
+    The layout: 8 bytes (little-endian header length), a JSON header {name: {dtype, shape, data_offsets}},
+    then the data; offsets count from the end of the header.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"truncated: {size} bytes, not even the 8-byte header length"
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            return f"truncated or corrupt: the header claims {n} bytes, the file has {size}"
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return "corrupt header"
+    available = size - 8 - n
+    try:
+        entries = sorted((int(v["data_offsets"][1]), name) for name, v in header.items() if name != "__metadata__")
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return "corrupt header"
+    for end, name in entries:
+        if end > available:
+            return f"truncated: tensor {name!r} needs bytes up to {end}, the data section has {available}"
+    return "corrupt"
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path,
@@ -136,7 +165,10 @@ def load(name: str | os.PathLike | None = None, dtype: torch.dtype | str = torch
     tok_path = folder / raw.get("tokenizer", "tokenizer.model")
     if not tok_path.is_file():
         raise CheckpointError(f"tokenizer file not found: {tok_path}")
-    model.tokenizer = Tokenizer(tok_path, pad_id=cfg.pad_id, epad_id=cfg.epad_id)
+    try:
+        model.tokenizer = Tokenizer(tok_path, pad_id=cfg.pad_id, epad_id=cfg.epad_id)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
     if model.tokenizer.vocab_size > cfg.text_vocab_out:
         raise CheckpointError(f"{tok_path}: tokenizer has {model.tokenizer.vocab_size} pieces, more than "
                               f"the model's text vocabulary ({cfg.text_vocab_out})")

@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder; the model lands in OUT/model")
     for name, kind in [("delay_frames", int), ("d_model", int), ("num_layers", int), ("num_heads", int),
                        ("ffn_hidden", int), ("vocab_size", int), ("batch_size", int), ("lr", float),
-                       ("max_steps", int), ("minutes", float), ("seed", int), ("name", str)]:
+                       ("max_steps", int), ("minutes", float), ("seed", int), ("name", str),
+                       ("threads", int)]:
         tr.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     tr.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     tr.set_defaults(func=cmd_train)

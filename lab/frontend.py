@@ -63,10 +63,11 @@ class FilterbankFrontend(nn.Module):
         """frames (N, 1920), tails (N, 240) -> (N, d_model)."""
         x = torch.cat([tails, frames], dim=-1)  # (N, 2160)
         windows = x.unfold(-1, WINDOW, HOP) * self.window  # (N, 8, 480)
+        # The spectrum and its log in fp32 whatever the weights' dtype (bf16 logs of tiny energies are coarse).
         power = torch.fft.rfft(windows.float(), dim=-1).abs().pow(2)  # (N, 8, 241)
-        energies = power @ self.filters.abs().t()  # (N, 8, n_filters)
+        energies = power @ self.filters.float().abs().t()  # (N, 8, n_filters)
         logmel = torch.log(energies + 1e-6).flatten(-2)  # (N, 8 * n_filters)
-        return self.proj(self.norm(logmel))
+        return self.proj(self.norm(logmel.to(self.filters.dtype)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Whole sequences: frames (B, T, 1920) -> (B, T, d_model); the first frame sees silence before."""

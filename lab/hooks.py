@@ -63,13 +63,16 @@ class Recording:
         self.names = names
         self.values: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.positions: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.active: dict[str, list[torch.Tensor]] = defaultdict(list)  # per step: which streams stepped
 
     def _collect(self, name: str, value: torch.Tensor):
         self.values[name].append(value.detach().float().cpu())
-        self.positions[name].append(self.model.step_positions.clone())
+        self.positions[name].append(self.model.step_positions.to("cpu", copy=True))
+        self.active[name].append(self.model.step_active.to("cpu", copy=True))
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """All values of one hook as an array (steps, B, ...)."""
+        """All values of one hook as an array (steps, B, ...); in a batch, the rows of a stream that sat a
+        step out hold values the model ignored (`to_frame` and `attention` leave them out)."""
         if name not in self.values:
             raise KeyError(f"{name!r} was not recorded; recorded: {sorted(self.values)}")
         return torch.stack(self.values[name]).numpy()
@@ -81,8 +84,10 @@ class Recording:
         """One row per (hook, step, stream): the step's position, the value's shape and the value."""
         rows = []
         for name, values in self.values.items():
-            for value, positions in zip(values, self.positions[name]):
+            for value, positions, active in zip(values, self.positions[name], self.active[name]):
                 for b in range(value.shape[0]):
+                    if not active[b]:
+                        continue  # this stream sat the step out
                     v = value[b].numpy()
                     rows.append({"hook": name, "step": int(positions[b]), "stream": b, "shape": v.shape,
                                  "norm": float(np.linalg.norm(v)), "value": v})
@@ -97,9 +102,10 @@ class Recording:
         name = f"blocks.{layer}.attn.pattern"
         if name not in self.values:
             raise KeyError(f"{name!r} was not recorded; record it with lab.record(model, {name!r})")
-        patterns = torch.stack(self.values[name])[:, stream, head]  # (steps, context) by lag
-        positions = torch.stack(self.positions[name])[:, stream]  # (steps,)
-        n_keys = int(positions.max()) + 1
+        stepped = torch.stack(self.active[name])[:, stream]  # the steps this stream really ran
+        patterns = torch.stack(self.values[name])[stepped, stream, head]  # (steps, context) by lag
+        positions = torch.stack(self.positions[name])[stepped, stream]  # (steps,)
+        n_keys = int(positions.max()) + 1 if len(positions) else 0
         out = np.zeros((len(positions), n_keys), dtype=np.float32)
         lags = np.arange(patterns.shape[1])
         for i, p in enumerate(positions.tolist()):

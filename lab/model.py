@@ -287,6 +287,7 @@ class DSM(nn.Module):
         self.hook_text_logits = HookPoint("text.logits")
         self.hook_eot_probs = HookPoint("eot.probs")
         self.step_positions = torch.zeros(1, dtype=torch.long)
+        self.step_active = torch.ones(1, dtype=torch.bool)  # for recorders: the streams that really step
         # Set by lab.load(): what a streamer needs besides the weights.
         self.tokenizer = None
         self.mimi = None  # Mimi encoder (codebook models)
@@ -306,7 +307,8 @@ class DSM(nn.Module):
     def hook_points(self) -> dict[str, HookPoint]:
         """Every hook point by its stable name, in the order a step reaches them."""
         points = [m for m in self.modules() if isinstance(m, HookPoint)]
-        order = {"mimi.codes": -1, "frontend.out": 0, "input.embed": 1, "final.norm": 3, "text.logits": 4, "eot.probs": 5}
+        order = {"mimi.codes": -1, "frontend.out": 0, "input.embed": 1,
+                 "final.norm": 3, "text.logits": 4, "eot.probs": 5}
         points.sort(key=lambda p: order.get(p.name, 2))  # blocks keep their module order in the middle
         return {p.name: p for p in points}
 
@@ -337,7 +339,8 @@ class DSM(nn.Module):
     def forward(self, audio_emb: torch.Tensor, text_in: torch.Tensor):
         """Whole sequences, for training.
 
-        audio_emb: (B, T, d) audio embeddings already aligned to the steps (`align_audio`); text_in: (B, T) the text token written at the step before (initial id at 0).
+        audio_emb: (B, T, d) audio embeddings already aligned to the steps (`align_audio`);
+        text_in: (B, T) the text token written at the step before (initial id at 0).
         Returns text logits (B, T, V) and extra-head logits (B, T, n_heads, eot_head_dim).
         """
         x = audio_emb + self.text_emb(text_in)
@@ -363,6 +366,7 @@ class DSM(nn.Module):
         Returns text logits (B, V) and end-of-turn probabilities (B, n_heads); moves each stream on by one.
         """
         self.step_positions = cache.next_pos  # for recorders: the step each stream is at
+        self.step_active = torch.ones_like(cache.next_pos, dtype=torch.bool) if active is None else active
         at_start = (cache.next_pos == 0)[:, None]  # step 0 sees the initial embedding, never audio
         audio_emb = torch.where(at_start, self.frontend.initial(audio_emb.shape[0]).to(audio_emb), audio_emb)
         self.hook_frontend_out.fire(audio_emb)

@@ -129,6 +129,12 @@ class Streamer:
         cfg = self.model.cfg
         return cfg.delay_frames / FRAME_RATE + cfg.silence_prefix_s
 
+    def _start(self, i: int, sample_rate: int):
+        """A slot's first audio: a resampler for its rate, and the model's silence prefix (Kyutai's 2.6B
+        model expects 1 s of it) put before the first sample, so every stream gets it, not only transcribe."""
+        self.state.resamplers[i] = StreamingResampler(int(sample_rate), SAMPLE_RATE)
+        self.state.pending[i] = np.zeros(round(self.model.cfg.silence_prefix_s * SAMPLE_RATE))
+
     def reset(self, index: int | None = None):
         """Start stream `index` afresh (all streams if None); the other slots are untouched."""
         if index is None:
@@ -170,7 +176,7 @@ class Streamer:
             if x is None or len(x) == 0:
                 continue
             if s.resamplers[i] is None:
-                s.resamplers[i] = StreamingResampler(int(sample_rate), SAMPLE_RATE)
+                self._start(i, sample_rate)
             y = s.resamplers[i].push(x)
             s.samples_in[i] += len(y)
             s.pending[i] = np.concatenate([s.pending[i], y])
@@ -179,7 +185,8 @@ class Streamer:
 
     def flush(self, index: int | None = None, extra_frames: int | None = None):
         """Drain the delay now: complete the partial frame with silence, then step `delay_frames + 1`
-        frames of silence as fast as the machine allows, instead of waiting for them in real time."""
+        frames of silence as fast as the machine allows, instead of waiting for them in real time.
+        The word still being assembled is then complete: it comes out too."""
         n = self.model.cfg.delay_frames + 1 if extra_frames is None else extra_frames
         s = self.state
         slots = range(self.batch_size) if index is None else [index]
@@ -189,6 +196,11 @@ class Streamer:
             missing = (-len(s.pending[i])) % FRAME_SIZE
             s.pending[i] = np.concatenate([s.pending[i], np.zeros(missing + n * FRAME_SIZE)])
         events = self._run_ready_frames()
+        for i in slots:
+            step = int(s.cache.next_pos[i])  # the step that would have completed the word
+            word = s.words[i].close(step, self._time_s(step - 1))
+            if word is not None:
+                events[i].append(word)
         return events[0] if self.batch_size == 1 else events
 
     # -------------------------------------------------------------------------------------------- steps
@@ -204,29 +216,36 @@ class Streamer:
                 if ok:
                     frames[i] = s.pending[i][:FRAME_SIZE]
                     s.pending[i] = s.pending[i][FRAME_SIZE:]
-            for i, evs in enumerate(self._step(torch.from_numpy(frames), torch.tensor(active))):
+            for i, evs in enumerate(self._step(torch.from_numpy(frames), active)):
                 events[i] += evs
 
     @torch.no_grad()
-    def _step(self, frames: torch.Tensor, active: torch.Tensor) -> list[list]:
+    def _step(self, frames: torch.Tensor, active: list[bool]) -> list[list]:
         m, s = self.model, self.state
         t0 = time.perf_counter()
-        positions = s.cache.next_pos.clone()
-        m.step_positions = s.cache.next_pos
-        frame_emb = m.embed_frame(frames.to(s.last_frame_emb.device), s.frontend, active)
+        device = s.last_token.device
+        mask = torch.tensor(active, device=device)  # on the model's device, like everything it meets
+        positions = s.cache.next_pos.tolist()
+        m.step_positions, m.step_active = s.cache.next_pos, mask
+        frame_emb = m.embed_frame(frames.to(device), s.frontend, mask)
         step_emb = s.last_frame_emb if self.alignment == "training" else frame_emb
-        logits, p_eot = m.step(step_emb, s.last_token, s.cache, active=active)
+        logits, p_eot = m.step(step_emb, s.last_token, s.cache, active=mask)
         tokens = logits.argmax(-1)
-        keep = active[:, None].to(frame_emb.device)
-        s.last_frame_emb = torch.where(keep, frame_emb, s.last_frame_emb)
-        s.last_token = torch.where(keep[:, 0], tokens, s.last_token)
+        s.last_frame_emb = torch.where(mask[:, None], frame_emb, s.last_frame_emb)
+        s.last_token = torch.where(mask, tokens, s.last_token)
+        tokens_out, p_out = tokens.tolist(), p_eot.tolist()  # waits for the device: compute_ms is the whole step
         compute_ms = (time.perf_counter() - t0) * 1000
-        return [self._events(i, int(positions[i]), int(tokens[i]), p_eot[i].tolist(), compute_ms)
-                if active[i] else [] for i in range(self.batch_size)]
+        return [self._events(i, positions[i], tokens_out[i], p_out[i], compute_ms) if active[i] else []
+                for i in range(self.batch_size)]
+
+    def _time_s(self, step: int) -> float:
+        """Stream time at which `step` could run: the end of its frame, in the time of the audio fed
+        (the silence prefix does not count)."""
+        return round((step + 1) / FRAME_RATE - self.model.cfg.silence_prefix_s, 4)
 
     def _events(self, i: int, step: int, token: int, p_eot: list[float], compute_ms: float) -> list:
         s, tok = self.state, self.model.tokenizer
-        time_s = round((step + 1) / FRAME_RATE, 4)
+        time_s = self._time_s(step)
         probs = dict(zip(self.horizons, p_eot))
         out: list = [Step(step, time_s, token, tok.piece(token), probs, compute_ms, stream=i)]
         word = s.words[i].push(step, token, time_s)
@@ -254,8 +273,7 @@ def transcribe(model, source, sample_rate: int | None = None, alignment: str | N
         if sample_rate is None:
             raise ValueError("transcribe(array) needs sample_rate=, or pass (array, sample_rate)")
     stream = Streamer(model, alignment=alignment)
-    prefix = np.zeros(round(model.cfg.silence_prefix_s * check_sample_rate(sample_rate)))
-    events = stream.feed(np.concatenate([prefix, to_mono_float(audio, what="audio")]), sample_rate)
+    events = stream.feed(to_mono_float(audio, what="audio"), sample_rate)
     events += stream.flush()
     steps = [e for e in events if isinstance(e, Step)]
     words = [e for e in events if isinstance(e, Word)]

@@ -51,9 +51,10 @@ class TrainConfig:
     pad_weight: float = 0.3  # PAD is most of the text stream: down-weighted
     eot_weight: float = 0.5
     token_noise: float = 0.08  # probability of corrupting each text input token
-    max_seconds: float = 12.0  # items are cropped to this length
+    max_seconds: float = 10.0  # longer items are left out (cropping one would cut its turn)
     seed: int = 0
     ckpt_every_s: float = 300.0
+    threads: int = 0  # torch threads (0: torch's default, one per core)
     name: str = "dsm-tiny-en"
     eot_horizons_s: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
     extra: dict = field(default_factory=dict)
@@ -83,13 +84,13 @@ def load_corpus(folder: str | Path, max_seconds: float) -> list[Item]:
         raise ValueError(f"no items (*.json) in corpus folder {folder}")
     for p in paths:
         meta = json.loads(p.read_text())
+        if meta["duration"] > max_seconds:
+            continue
         audio, rate = sf.read(str(p.with_name(meta["audio"])), dtype="int16")
         if rate != 24_000:
             raise ValueError(f"{p}: corpus audio must be 24 kHz, got {rate}")
-        audio = audio[: int(max_seconds * rate)]
-        words = [(w["text"], w["start"], w["end"]) for w in meta["words"] if w["end"] <= max_seconds]
-        items.append(Item(audio, words))
-    return items
+        items.append(Item(audio, [(w["text"], w["start"], w["end"]) for w in meta["words"]]))
+    return sorted(items, key=lambda it: len(it.audio))  # by length, for batches of similar lengths
 
 
 def text_targets(words, tokenizer: Tokenizer, n_steps: int, delay: int) -> tuple[np.ndarray, list[float]]:
@@ -127,7 +128,10 @@ class Batches:
 
     def __call__(self):
         cfg, rng = self.cfg, self.rng
-        chosen = [self.items[i] for i in rng.integers(len(self.items), size=cfg.batch_size)]
+        # Items of similar length (a window of the length-sorted list) waste little on padding.
+        window = min(len(self.items), 8 * cfg.batch_size)
+        first = rng.integers(len(self.items) - window + 1)
+        chosen = [self.items[first + i] for i in rng.integers(window, size=cfg.batch_size)]
         shifts = rng.integers(0, FRAME_SIZE, size=len(chosen))
         n_steps = max(math.ceil((len(it.audio) + s) / FRAME_SIZE) for it, s in zip(chosen, shifts)) + 1
         audio = np.zeros((len(chosen), n_steps * FRAME_SIZE), dtype=np.float32)
@@ -205,6 +209,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     """Train and write the model folder `cfg.out/model`; returns that folder."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     tok_path = run / "tokenizer.model"
