@@ -88,6 +88,24 @@ def cmd_eval(args):
             print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
 
+def cmd_turns(args):
+    from lab.turns import run_cli
+
+    return run_cli(args)
+
+
+def cmd_bench(args):
+    from lab.benchmarks import run_cli
+
+    return run_cli(args)
+
+
+def cmd_download(args):
+    from lab.hub import run_cli
+
+    return run_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dsm-lab", description="Delayed-streams modeling workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,6 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=float, default=None, help="end-of-turn threshold (default: picked)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    tu = sub.add_parser("turns", help="end-of-turn policies against silence and acoustic baselines")
+    tu.add_argument("dir", help="folder of items in the synth format")
+    tu.add_argument("--model", default=None)
+    tu.add_argument("--limit", type=int, default=None)
+    tu.add_argument("--json", action="store_true", help="one JSON object a line per policy setting")
+    tu.set_defaults(func=cmd_turns)
+
+    b = sub.add_parser("bench", help="latency and throughput benchmarks")
+    b.add_argument("--quick", action="store_true", help="small sizes, a minute or so")
+    b.add_argument("--model", default=None)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("download", help="fetch a Hugging Face model repo into the local cache")
+    d.add_argument("repo", help="e.g. kyutai/stt-1b-en_fr")
+    d.set_defaults(func=cmd_download)
     return p
 
 
