@@ -177,16 +177,19 @@ def load(name: str | os.PathLike | None = None, dtype: torch.dtype | str = torch
 
 
 def save(model: DSM, folder: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None,
-         extra: dict | None = None) -> Path:
-    """Write a model folder: config.json, model.safetensors and the tokenizer beside them."""
+         extra: dict | None = None, weights_dtype: torch.dtype | None = None) -> Path:
+    """Write a model folder: config.json, model.safetensors and the tokenizer beside them.
+
+    `weights_dtype` (e.g. torch.float16) stores the weights smaller; `load()` casts them to the dtype asked.
+    """
     import shutil
 
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-               if not k.startswith("mimi.")}
+    tensors = {k: v.detach().to(weights_dtype or v.dtype).contiguous().cpu()
+               for k, v in model.state_dict().items() if not k.startswith("mimi.")}
     save_file(tensors, str(folder / "model.safetensors"))
     tokenizer_path = tokenizer_path or (model.tokenizer.path if model.tokenizer else None)
     config = {"format": "dsm-lab", "config": model.cfg.to_dict(), "weights": "model.safetensors",
