@@ -188,40 +188,74 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(y.transpose(1, 2).flatten(2))
 
-    def step(self, x, cache: KVCache, layer: int, active: torch.Tensor | None = None):
+    def step(self, x, cache: KVCache, layer: int, plan: StepPlan):
         """One step for B streams: x (B, d). Writes this step's key and value into the ring (only for the
-        `active` streams: an idle slot of a batch keeps its cache as it was)."""
-        B = x.shape[0]
-        rows = torch.arange(B, device=x.device)
-        pos = cache.next_pos  # (B,)
-        q, k, v = self._qkv(x[:, None], pos[:, None])  # (B, H, 1, hd)
-        self.hook_q.fire(q[:, :, 0])
-        self.hook_k.fire(k[:, :, 0])
-        self.hook_v.fire(v[:, :, 0])
-        slot = pos % cache.context
-        w = rows if active is None else rows[active]  # rows that write
-        cache.keys[layer, w, :, slot[w]] = k[w, :, 0]
-        cache.values[layer, w, :, slot[w]] = v[w, :, 0]
-        if layer == 0:  # the slot positions are shared by all layers: write them once per step
-            cache.positions[w, slot[w]] = pos[w]
-        key_pos = cache.positions  # (B, C)
-        valid = (key_pos >= 0) & (key_pos <= pos[:, None]) & (pos[:, None] - key_pos < cache.context)
-        keys, values = cache.keys[layer], cache.values[layer]  # (B, H, C, hd)
+        streams that step: an idle slot of a batch keeps its cache as it was). `plan` holds what all layers
+        share in this step (ring slots, RoPE rotation, key mask), computed once by `DSM.step`."""
+        B, H, hd = x.shape[0], self.cfg.num_heads, self.cfg.head_dim
+        qkv = self.in_proj(x).view(B, 3, H, hd)
+        # RoPE on q and k together, as one batched product with the step's rotation matrix (fp32).
+        qk = (qkv[:, :2].float().reshape(B, 2 * H, hd) @ plan.rope).view(B, 2, H, hd).to(x.dtype)
+        q, k, v = qk[:, 0], qk[:, 1], qkv[:, 2]  # (B, H, hd)
+        self.hook_q.fire(q)
+        self.hook_k.fire(k)
+        self.hook_v.fire(v)
+        keys, values = cache.keys[layer], cache.values[layer]  # (B, H, C, hd) views of the ring
+        if plan.rows is None:  # every stream steps: plain per-row writes
+            keys[plan.all_rows, :, plan.slot] = k
+            values[plan.all_rows, :, plan.slot] = v
+        else:
+            keys[plan.rows, :, plan.slot[plan.rows]] = k[plan.rows]
+            values[plan.rows, :, plan.slot[plan.rows]] = v[plan.rows]
+        q = q[:, :, None]  # (B, H, 1, hd)
         if self.hook_pattern.active:
-            scores = (q @ keys.transpose(-1, -2)) / math.sqrt(self.cfg.head_dim)  # (B, H, 1, C)
-            scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
+            scores = (q @ keys.transpose(-1, -2)) / math.sqrt(hd)  # (B, H, 1, C)
+            scores = scores.masked_fill(~plan.valid, float("-inf"))
             weights = scores.float().softmax(-1).to(q.dtype)
             y = weights @ values
             # Report keys by lag (index a = the step a frames ago), a layout that does not depend on
             # where the ring happens to be: row b of the pattern sums to 1.
+            pos = cache.next_pos
             lag_slots = (pos[:, None] - torch.arange(cache.context, device=x.device)) % cache.context
-            self.hook_pattern.fire(torch.gather(weights[:, :, 0], 2, lag_slots[:, None, :].expand(
-                -1, self.cfg.num_heads, -1)))
+            self.hook_pattern.fire(torch.gather(weights[:, :, 0], 2, lag_slots[:, None, :].expand(-1, H, -1)))
         else:
-            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid[:, None, None, :])
-        out = self.out_proj(y[:, :, 0].flatten(1))
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=plan.valid)
+        out = self.out_proj(y.view(B, H * hd))
         self.hook_out.fire(out)
         return out
+
+
+class StepPlan:
+    """What every layer of one `DSM.step` shares, computed once per step rather than once per layer (the
+    step of a small model is mostly per-operation overhead): the ring slot each stream writes, the rows that
+    write (None: all of them), the RoPE rotation for each stream's position and the mask of valid keys.
+    Building it also records the new positions in the ring, which all layers share."""
+
+    def __init__(self, cfg: DSMConfig, cache: KVCache, active: torch.Tensor | None):
+        pos = cache.next_pos  # (B,)
+        B, C, hd = pos.shape[0], cache.context, cfg.head_dim
+        self.slot = pos % C
+        self.all_rows = torch.arange(B, device=pos.device)
+        self.rows = None if active is None else self.all_rows[active]
+        if self.rows is None:
+            cache.positions[self.all_rows, self.slot] = pos
+        else:
+            cache.positions[self.rows, self.slot[self.rows]] = pos[self.rows]
+        key_pos = cache.positions  # (B, C)
+        valid = (key_pos >= 0) & (key_pos <= pos[:, None]) & (pos[:, None] - key_pos < C)
+        self.valid = valid[:, None, None, :]  # (B, 1, 1, C), broadcast over heads and the query
+        # RoPE as a matrix: pairs (x0, x1) rotate by angle pos * freq_i, i.e. x @ [[cos, sin], [-sin, cos]]
+        # on each 2x2 block of the diagonal. Same angles as `apply_rope` (which `forward` uses).
+        freqs = torch.exp(torch.arange(hd // 2, device=pos.device, dtype=torch.float32)
+                          * (-math.log(cfg.max_period) * 2 / hd))
+        angles = pos.float()[:, None] * freqs  # (B, hd/2)
+        cos, sin = angles.cos(), angles.sin()
+        even = torch.arange(0, hd, 2, device=pos.device)
+        self.rope = torch.zeros(B, hd, hd, device=pos.device)
+        self.rope[:, even, even] = cos
+        self.rope[:, even + 1, even + 1] = cos
+        self.rope[:, even, even + 1] = sin
+        self.rope[:, even + 1, even] = -sin
 
 
 class GatedFFN(nn.Module):
@@ -251,8 +285,8 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
-    def step(self, x, cache, layer, active=None):
-        x = x + self.attn.step(self.norm1(x), cache, layer, active)
+    def step(self, x, cache, layer, plan: StepPlan):
+        x = x + self.attn.step(self.norm1(x), cache, layer, plan)
         mlp_out = self.mlp(self.norm2(x))
         self.hook_mlp_out.fire(mlp_out)
         x = x + mlp_out
@@ -319,8 +353,11 @@ class DSM(nn.Module):
         """h: (..., d) -> text logits (..., V), end-of-turn probabilities (..., n_heads)."""
         h = self.out_norm(h)
         logits = self.text_linear(h)
-        p_eot = torch.stack([head(h).float().softmax(-1)[..., 0] for head in self.extra_heads], -1) \
-            if len(self.extra_heads) else h.new_zeros(*h.shape[:-1], 0)
+        if len(self.extra_heads):  # all heads as one product (fewer operations per step than one each)
+            weight = torch.cat([head.weight for head in self.extra_heads])  # (n_heads * eot_head_dim, d)
+            p_eot = F.linear(h, weight).float().unflatten(-1, (len(self.extra_heads), -1)).softmax(-1)[..., 0]
+        else:
+            p_eot = h.new_zeros(*h.shape[:-1], 0)
         return h, logits, p_eot
 
     def align_audio(self, frame_emb: torch.Tensor, alignment: str = "training") -> torch.Tensor:
@@ -372,8 +409,9 @@ class DSM(nn.Module):
         self.hook_frontend_out.fire(audio_emb)
         x = audio_emb + self.text_emb(text_in)
         self.hook_input.fire(x)
+        plan = StepPlan(self.cfg, cache, active)
         for i, block in enumerate(self.blocks):
-            x = block.step(x, cache, i, active)
+            x = block.step(x, cache, i, plan)
         h, logits, p_eot = self._heads(x)
         self.hook_final.fire(h)
         self.hook_text_logits.fire(logits)

@@ -225,14 +225,18 @@ class Streamer:
         t0 = time.perf_counter()
         device = s.last_token.device
         mask = torch.tensor(active, device=device)  # on the model's device, like everything it meets
+        every = all(active)  # the common case: no masking at all (cheaper in the model and here)
         positions = s.cache.next_pos.tolist()
         m.step_positions, m.step_active = s.cache.next_pos, mask
-        frame_emb = m.embed_frame(frames.to(device), s.frontend, mask)
+        frame_emb = m.embed_frame(frames.to(device), s.frontend, None if every else mask)
         step_emb = s.last_frame_emb if self.alignment == "training" else frame_emb
-        logits, p_eot = m.step(step_emb, s.last_token, s.cache, active=mask)
+        logits, p_eot = m.step(step_emb, s.last_token, s.cache, active=None if every else mask)
         tokens = logits.argmax(-1)
-        s.last_frame_emb = torch.where(mask[:, None], frame_emb, s.last_frame_emb)
-        s.last_token = torch.where(mask, tokens, s.last_token)
+        if every:
+            s.last_frame_emb, s.last_token = frame_emb, tokens
+        else:
+            s.last_frame_emb = torch.where(mask[:, None], frame_emb, s.last_frame_emb)
+            s.last_token = torch.where(mask, tokens, s.last_token)
         tokens_out, p_out = tokens.tolist(), p_eot.tolist()  # waits for the device: compute_ms is the whole step
         compute_ms = (time.perf_counter() - t0) * 1000
         return [self._events(i, positions[i], tokens_out[i], p_out[i], compute_ms) if active[i] else []
