@@ -1,12 +1,18 @@
 """Evaluation of a model on a folder of synth items: WER, emission latency, end-of-turn measures.
 
-Each item is streamed on its own tokens (no teacher forcing), followed by `tail_s` seconds of silence, as if
-the speaker stayed quiet after the turn: the end-of-turn heads need that time to decide.
+Each item is streamed on its own tokens (no teacher forcing), followed by `tail_s` seconds in which the
+speaker stays quiet, as a voice agent would hear it: the end-of-turn heads and the silence baselines need
+that time to decide. The tail continues the recording's noise floor by default (a microphone is never
+digitally silent, and the model was trained on noisy audio); `tail="zeros"` gives exact silence.
+
+End of turn: `sweep(results, policy)` judges a policy (lab.turns) at each value of its swept parameter,
+`compare_tradeoffs` tests one curve against another, `early_cuts` lists every early cut for a drill-down.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +27,42 @@ class ItemResult:
     name: str
     reference: str
     hypothesis: str
-    ref_words: list[dict]
-    words: list  # lab.Word
+    ref_words: list[dict]  # {"text", "start", "end"} in seconds
+    words: list  # lab.Word: what the model wrote, with emitted_s
     steps: pd.DataFrame
-    turn_start_s: float
-    turn_end_s: float
-    vad_times_s: np.ndarray
-    vad_speech: np.ndarray
+    turn_start_s: float  # the first word's start
+    turn_end_s: float  # the last word's end
+    turns: list[dict] = field(default_factory=list)  # reference turns {"start", "end"}
+    pauses: list[dict] = field(default_factory=list)  # {"start", "end", "kind": mid_turn | end_of_turn}
+    trace: turns.Trace | None = None  # what the end-of-turn policies see (audio with its tail)
+
+    @property
+    def vad_times_s(self) -> np.ndarray:  # the energy VAD of the silence baseline, kept for older callers
+        return turns.SilencePolicy().speech(self.trace)[0]
+
+    @property
+    def vad_speech(self) -> np.ndarray:
+        return turns.SilencePolicy().speech(self.trace)[1]
 
 
-def run_items(model, folder: str | Path, tail_s: float = 3.0, limit: int | None = None, progress=False):
+def pad_tail(audio: np.ndarray, sample_rate: int, tail_s: float, tail: str = "noise", seed: int = 0):
+    """`audio` followed by `tail_s` seconds of the speaker staying quiet: white noise at the recording's
+    noise floor (the 10th percentile of its 20 ms frame levels), or exact zeros."""
+    n = int(round(tail_s * sample_rate))
+    if tail == "zeros" or n == 0:
+        return np.concatenate([audio, np.zeros(n, dtype=audio.dtype)])
+    if tail != "noise":
+        raise ValueError(f"tail must be 'noise' or 'zeros', not {tail!r}")
+    frame = int(0.02 * sample_rate)
+    frames = audio[: len(audio) // frame * frame].reshape(-1, frame).astype(np.float64)
+    rms = float(np.percentile(np.sqrt((frames**2).mean(1)), 10)) if len(frames) else 0.0
+    noise = np.random.default_rng(seed).standard_normal(n) * rms
+    return np.concatenate([audio, noise.astype(audio.dtype)])
+
+
+def run_items(model, folder: str | Path, tail_s: float = 3.0, limit: int | None = None, progress=False,
+              tail: str = "noise") -> list[ItemResult]:
+    """Stream every item of `folder` through `model` (None: no model, for the baselines alone)."""
     from .synth import load_item
 
     paths = sorted(Path(folder).glob("*.json"))[:limit]
@@ -44,12 +76,16 @@ def run_items(model, folder: str | Path, tail_s: float = 3.0, limit: int | None 
     for p in iterator:
         audio, meta = load_item(p)
         rate = meta["sample_rate"]
-        padded = np.concatenate([audio, np.zeros(int(tail_s * rate), dtype=audio.dtype)])
-        t = model.transcribe((padded, rate))
+        padded = pad_tail(audio, rate, tail_s, tail, seed=zlib.crc32(p.stem.encode()))
         words = meta["words"]
-        vad_t, vad_s = turns.energy_vad(padded, rate)
-        results.append(ItemResult(p.stem, " ".join(w["text"] for w in words), t.text, words, t.words, t.steps,
-                                  words[0]["start"], words[-1]["end"], vad_t, vad_s))
+        if model is not None:
+            t = model.transcribe((padded, rate))
+            text, hyp, steps = t.text, t.words, t.steps
+        else:
+            text, hyp, steps = "", [], pd.DataFrame({"step": [], "time_s": []})
+        trace = turns.Trace.from_steps(steps, padded, rate, p.stem)
+        results.append(ItemResult(p.stem, " ".join(w["text"] for w in words), text, words, hyp, steps,
+                                  words[0]["start"], words[-1]["end"], meta["turns"], meta["pauses"], trace))
     return results
 
 
@@ -60,31 +96,49 @@ def transcription_summary(results: list[ItemResult]) -> dict:
             "emission_latency_p50_s": p["p50"], "emission_latency_p90_s": p["p90"]}
 
 
+# ------------------------------------------------------------------------------------------ end of turn
+
+
+def outcomes(results: list[ItemResult], policy) -> list[metrics.TurnOutcome]:
+    """Every reference turn of every item, judged against the policy's decisions on that item."""
+    return [o for r in results for o in metrics.judge_item(policy.decide(r.trace), r.turns)]
+
+
+def sweep(results: list[ItemResult], policy, values=None) -> pd.DataFrame:
+    """One row per value of the policy's swept parameter: the policy's parameters and its turn summary."""
+    values = policy.sweep_values if values is None else values
+    rows = []
+    for v in values:
+        p = turns.with_value(policy, v)
+        rows.append({"policy": policy.name, "kind": p.kind, "value": float(v), **turns.params(p),
+                     **metrics.summarize_turns(outcomes(results, p))})
+    return pd.DataFrame(rows)
+
+
 def semantic_outcomes(results, horizon_s: float, threshold: float):
-    col = eot_column(horizon_s)
-    return [metrics.judge_turn(turns.threshold_decisions(r.steps["time_s"], r.steps[col], threshold, r.turn_start_s),
-                               r.turn_end_s, r.turn_start_s) for r in results]
+    return outcomes(results, turns.ThresholdPolicy(horizon_s, threshold))
 
 
 def silence_outcomes(results, min_silence_s: float):
-    return [metrics.judge_turn(turns.silence_decisions(r.vad_times_s, r.vad_speech, min_silence_s, r.turn_start_s),
-                               r.turn_end_s, r.turn_start_s) for r in results]
+    return outcomes(results, turns.SilencePolicy(min_silence_s))
 
 
-THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.025), 3))
-SILENCES_S = tuple(np.round(np.arange(0.1, 2.55, 0.05), 3))
+THRESHOLDS = turns.ThresholdPolicy.sweep_values
+SILENCES_S = turns.SilencePolicy.sweep_values
+
+
+_SUMMARY = ["turns", "early_cut_rate", "latency_p50_s", "latency_p90_s", "miss_rate"]
 
 
 def sweep_semantic(results, horizon_s: float, thresholds=THRESHOLDS) -> pd.DataFrame:
-    rows = [{"policy": f"p_eot_{horizon_s:g}s > th", "horizon_s": horizon_s, "threshold": round(float(th), 3),
-             **metrics.summarize_turns(semantic_outcomes(results, horizon_s, th))} for th in thresholds]
-    return pd.DataFrame(rows)
+    """`sweep` of ThresholdPolicy, in the columns `dsm-lab eval` prints (policy, horizon_s, threshold, ...)."""
+    table = sweep(results, turns.ThresholdPolicy(horizon_s), thresholds)
+    return table.assign(policy=f"{eot_column(horizon_s)} > th")[["policy", "horizon_s", "threshold", *_SUMMARY]]
 
 
 def sweep_silence(results, durations=SILENCES_S) -> pd.DataFrame:
-    rows = [{"policy": "silence >= s", "min_silence_s": round(float(s), 3),
-             **metrics.summarize_turns(silence_outcomes(results, s))} for s in durations]
-    return pd.DataFrame(rows)
+    table = sweep(results, turns.SilencePolicy(), durations)
+    return table.assign(policy="silence >= s")[["policy", "min_silence_s", *_SUMMARY]]
 
 
 def pick_threshold(sweep: pd.DataFrame, max_miss: float = 0.05, max_latency_s: float = 1.5) -> float:
@@ -101,3 +155,59 @@ def matched_silence_baseline(results, latency_p50_s: float) -> dict:
     sweep = sweep_silence(results)
     row = sweep.iloc[(sweep.latency_p50_s - latency_p50_s).abs().argsort().iloc[0]]
     return row.to_dict()
+
+
+def compare_tradeoffs(candidate: pd.DataFrame, baseline: pd.DataFrame, latency_range_s=(0.2, 1.5),
+                      factor: float = 0.5, max_miss: float = 1.0) -> pd.DataFrame:
+    """Is the candidate's curve below the baseline's? For each baseline setting whose median latency is in
+    `latency_range_s`: the candidate setting with the fewest early cuts among those no slower at the median
+    (and missing at most `max_miss` of turns), and whether its early-cut rate is at most `factor` times the
+    baseline's. Both tables come from `sweep`."""
+    lo, hi = latency_range_s
+    rows = []
+    for _, b in baseline[(baseline.latency_p50_s >= lo) & (baseline.latency_p50_s <= hi)].iterrows():
+        ok = candidate[(candidate.latency_p50_s <= b.latency_p50_s + 1e-9) & (candidate.miss_rate <= max_miss)]
+        best = ok.sort_values(["early_cut_rate", "latency_p50_s"]).iloc[0] if len(ok) else None
+        rows.append({"baseline": b.policy, "baseline_value": b.value, "baseline_early_cut_rate": b.early_cut_rate,
+                     "baseline_latency_p50_s": b.latency_p50_s, "baseline_miss_rate": b.miss_rate,
+                     "value": np.nan if best is None else best.value,
+                     "early_cut_rate": np.nan if best is None else best.early_cut_rate,
+                     "latency_p50_s": np.nan if best is None else best.latency_p50_s,
+                     "miss_rate": np.nan if best is None else best.miss_rate,
+                     "passes": best is not None and best.early_cut_rate <= factor * b.early_cut_rate + 1e-12})
+    return pd.DataFrame(rows)
+
+
+def early_cuts(results: list[ItemResult], policy, window_s: float = 0.4) -> pd.DataFrame:
+    """Drill-down: one row per early cut (a decision before the end of its turn's last word), with what had
+    been said and transcribed by then, each head's probability at the decision and around it (the steps
+    within `window_s`: p_eot_{h}s_around), and where the decision fell (`cut_in`, see metrics.locate): the
+    pause that fooled the policy (pause_start_s, pause_end_s, pause_s, silence_so_far_s; NaN when the
+    decision fell inside a word, then named in `word`)."""
+    rows = []
+    for r in results:
+        decisions = policy.decide(r.trace)
+        starts = [t["start"] for t in r.turns] + [float("inf")]
+        for k, turn in enumerate(r.turns):
+            for d in (d for d in decisions if turn["start"] <= d < turn["end"] and d < starts[k + 1]):
+                place = metrics.locate(d, r.ref_words, r.pauses)
+                in_word = place["where"] == "speech"
+                start, end = (np.nan, np.nan) if in_word else (place["start_s"], place["end_s"])
+                row = {"item": r.name, "turn": k, "policy": policy.name, "decision_s": d, "turn_end_s": turn["end"],
+                       "early_by_s": turn["end"] - d, "cut_in": place["where"],
+                       "word": next((w["text"] for w in r.ref_words if w["start"] <= d < w["end"]), ""),
+                       "pause_start_s": start, "pause_end_s": end, "pause_s": end - start,
+                       "silence_so_far_s": d - start,
+                       "said_so_far": " ".join(w["text"] for w in r.ref_words if w["end"] <= d),
+                       "transcript_so_far": " ".join(w.text for w in r.words if w.emitted_s <= d),
+                       "still_to_say": " ".join(w["text"] for w in r.ref_words if w["end"] > d)}
+                t = r.trace.times_s
+                i = int(np.argmin(np.abs(t - d))) if len(t) else None
+                near = np.abs(t - d) <= window_s + 1e-9
+                for h in r.trace.horizons:
+                    row[eot_column(h)] = float(r.trace.p_eot[h][i]) if i is not None else np.nan
+                    row[eot_column(h) + "_around"] = tuple(np.round(r.trace.p_eot[h][near], 3))
+                rows.append(row)
+    columns = ["item", "turn", "policy", "decision_s", "turn_end_s", "early_by_s", "cut_in", "word", "pause_start_s",
+               "pause_end_s", "pause_s", "silence_so_far_s", "said_so_far", "transcript_so_far", "still_to_say"]
+    return pd.DataFrame(rows, columns=columns + [c for c in (rows[0] if rows else {}) if c not in columns])

@@ -4,7 +4,10 @@
 - Emission latency of a word: the stream time at which it was emitted minus the reference end of the word.
 - End of turn, per turn: an *early cut* is a decision before the reference end of the turn's last word
   (inside a mid-turn pause or inside speech); the *detection latency* is the first decision at or after that
-  end, minus it; a *miss* is a turn with no decision at all after its end.
+  end, minus it; a *miss* is a turn with no decision at all after its end (before the next turn starts, or
+  before the audio ends). Decisions before the turn's first word are nobody's: a voice agent does not answer
+  a silence. Aggregates: early-cut rate per turn, latency p50/p90 over the turns neither cut nor missed,
+  miss rate.
 - Flush latency: time from the end-of-turn decision to the turn's final word being emitted.
 """
 
@@ -69,14 +72,46 @@ class TurnOutcome:
     first_early_s: float = float("nan")  # time of the first early decision
 
 
-def judge_turn(decisions_s, turn_end_s: float, turn_start_s: float = 0.0) -> TurnOutcome:
-    """Score one turn's end-of-turn decisions (stream times, seconds) against its reference end."""
+def judge_turn(decisions_s, turn_end_s: float, turn_start_s: float = 0.0,
+               window_end_s: float = float("inf")) -> TurnOutcome:
+    """Score one turn's end-of-turn decisions (stream times, seconds) against its reference end.
+
+    Only decisions in [turn_start_s, window_end_s) belong to the turn; window_end_s is the next turn's start.
+    """
     d = np.sort(np.asarray(list(decisions_s), dtype=float))
-    d = d[d >= turn_start_s]
+    d = d[(d >= turn_start_s) & (d < window_end_s)]
     early = d[d < turn_end_s]
     late = d[d >= turn_end_s]
     return TurnOutcome(early_cut=len(early) > 0, latency_s=float(late[0] - turn_end_s) if len(late) else float("nan"),
                        missed=len(late) == 0, first_early_s=float(early[0]) if len(early) else float("nan"))
+
+
+def judge_item(decisions_s, turns: list[dict]) -> list[TurnOutcome]:
+    """Score the decisions of one stream against each of its reference turns ({"start", "end"} in seconds):
+    a decision belongs to the last turn that started at or before it."""
+    starts = [t["start"] for t in turns] + [float("inf")]
+    return [judge_turn(decisions_s, t["end"], t["start"], starts[i + 1]) for i, t in enumerate(turns)]
+
+
+def locate(time_s: float, words: list[dict], pauses: list[dict]) -> dict:
+    """Where a time falls in the reference: inside a word ("speech"), a listed pause ("mid_turn" or
+    "end_of_turn", with its start and end), a short unlisted gap between words ("gap": e.g. between two
+    sentences of a turn), or before the first word / after the last ("before_speech", "after_speech").
+
+    Used to say which pause fooled a policy that cut a speaker off.
+    """
+    nan = float("nan")
+    for p in pauses:
+        if p["start"] <= time_s < p["end"]:
+            return {"where": p["kind"], "start_s": p["start"], "end_s": p["end"]}
+    if not words or time_s < words[0]["start"]:
+        return {"where": "before_speech", "start_s": nan, "end_s": words[0]["start"] if words else nan}
+    for i, w in enumerate(words):
+        if w["start"] <= time_s < w["end"]:
+            return {"where": "speech", "start_s": w["start"], "end_s": w["end"]}
+        if i + 1 < len(words) and w["end"] <= time_s < words[i + 1]["start"]:
+            return {"where": "gap", "start_s": w["end"], "end_s": words[i + 1]["start"]}
+    return {"where": "after_speech", "start_s": words[-1]["end"], "end_s": nan}
 
 
 def summarize_turns(outcomes: list[TurnOutcome]) -> dict[str, float]:

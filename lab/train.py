@@ -51,6 +51,7 @@ class TrainConfig:
     pad_weight: float = 0.3  # PAD is most of the text stream: down-weighted
     eot_weight: float = 0.5
     token_noise: float = 0.08  # probability of corrupting each text input token
+    p_digital_silence: float = 0.3  # share of items whose end is exact zeros
     max_seconds: float = 10.0  # longer items are left out (cropping one would cut its turn)
     seed: int = 0
     ckpt_every_s: float = 300.0
@@ -147,6 +148,12 @@ class Batches:
         level = np.sqrt((audio**2).mean(1, keepdims=True)) + 1e-5
         snr_db = rng.uniform(15, 45, size=(len(chosen), 1))
         audio += (rng.standard_normal(audio.shape) * level * 10 ** (-snr_db / 20)).astype(np.float32)
+        # Digital silence happens too (a flush feeds zeros, a muted microphone gives them): for some items,
+        # everything from a point after the last word is exact zeros.
+        for b, (item, shift) in enumerate(zip(chosen, shifts)):
+            if item.words and rng.random() < cfg.p_digital_silence:
+                last_end = int(item.words[-1][2] * 24_000) + shift
+                audio[b, last_end + int(rng.uniform(0.05, 1.0) * 24_000):] = 0.0
         return (torch.from_numpy(audio).view(len(chosen), n_steps, FRAME_SIZE), torch.from_numpy(text),
                 torch.from_numpy(eot))
 

@@ -1,43 +1,413 @@
-"""End-of-turn decisions: from per-step probabilities (semantic VAD) or from audio energy (silence baseline).
+"""End-of-turn decisions: when has the speaker finished? Semantic VAD policies and the baselines they replace.
 
-Every policy maps a stream's history to decision times (seconds of stream time); lab.metrics judges them.
+Every policy answers the same question the same way: `policy.decide(trace) -> [decision times, s]`, where a
+`Trace` is what a voice agent could have seen of one stream: the model's step times, the end-of-turn
+probability of each head at each step, and the audio (for the acoustic baselines). Policies are frozen
+dataclasses whose fields are all their parameters; `lab.metrics` judges their decisions and
+`lab.evaluate.sweep` sweeps one parameter to draw a trade-off curve.
+
+    semantic (kind "semantic"): ThresholdPolicy   one head above a threshold (Kyutai's examples: 2 s head > 0.5)
+                                EMAPolicy         the same on an exponential moving average (attack/release)
+                                HysteresisPolicy  Unmute's: pause above 0.6 on the EMA, speech again below 0.4
+    silence  (kind "silence"):  SilencePolicy     a silence of `min_silence_s` after speech (energy VAD, ours)
+    acoustic (kind "acoustic"): SileroPolicy      Silero VAD's end of speech after `min_silence_duration_ms`
+
+A decision fires once, then the policy must see speech again (re-arm) before it can fire again; none fires
+before the policy has seen speech at all, so a silence before the first word is never an end of turn.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
 
-from .metrics import crossings
+from .events import eot_column
+from .model import FRAME_RATE, SAMPLE_RATE
+
+NO_HEADS = ("this model has no end-of-turn heads (cfg.eot_horizons_s is empty): the semantic policies need "
+            "them; the silence and acoustic baselines (SilencePolicy, SileroPolicy) still work")
+
+
+# ----------------------------------------------------------------------------------------------- traces
+
+
+@dataclass
+class Trace:
+    """One stream as a policy sees it. Decisions are stream times in seconds, like `times_s`."""
+
+    times_s: np.ndarray  # (T,) stream time at which each model step could run (Step.time_s)
+    p_eot: dict[float, np.ndarray]  # horizon (s) -> (T,) probability that nobody speaks within the horizon
+    audio: np.ndarray | None = None  # mono PCM the stream heard, for the acoustic baselines
+    sample_rate: int = SAMPLE_RATE
+    name: str = ""
+    cache: dict = field(default_factory=dict, repr=False)  # per-trace features, computed once for sweeps
+
+    @classmethod
+    def from_steps(cls, steps, audio=None, sample_rate: int = SAMPLE_RATE, name: str = "") -> Trace:
+        """From `Transcript.steps` (a DataFrame with time_s and p_eot_{h}s columns); with `audio`, only the
+        steps within it (transcribe's flush steps past the end are dropped)."""
+        if audio is not None:  # steps past the audio are the flush's, not something a live stream sees
+            steps = steps[steps["time_s"] <= len(audio) / sample_rate + 1e-6]
+        heads = {float(c[len("p_eot_"):-1]): steps[c].to_numpy(float) for c in steps.columns
+                 if c.startswith("p_eot_") and c.endswith("s")}
+        return cls(steps["time_s"].to_numpy(float), heads, audio, sample_rate, name)
+
+    @property
+    def horizons(self) -> tuple[float, ...]:
+        return tuple(sorted(self.p_eot))
+
+    def head(self, horizon_s: float) -> np.ndarray:
+        if not self.p_eot:
+            raise ValueError(NO_HEADS)
+        if horizon_s not in self.p_eot:
+            raise ValueError(f"no end-of-turn head with horizon {horizon_s:g} s; this trace has "
+                             f"{[f'{h:g} s' for h in self.horizons]}")
+        return self.p_eot[horizon_s]
+
+    def smoothed(self, horizon_s: float, attack_s: float, release_s: float, initial: float) -> np.ndarray:
+        key = ("ema", horizon_s, attack_s, release_s, initial)
+        if key not in self.cache:
+            self.cache[key] = ema(self.head(horizon_s), self.times_s, attack_s, release_s, initial)
+        return self.cache[key]
+
+
+def default_horizon(horizons) -> float:
+    """The head policies use unless told: 2 s (Kyutai's and Unmute's choice) if present, else the longest."""
+    if not horizons:
+        raise ValueError(NO_HEADS)
+    return 2.0 if 2.0 in horizons else max(horizons)
+
+
+# ---------------------------------------------------------------------------------------- semantic VAD
+
+
+def ema(values, times_s, attack_s: float, release_s: float, initial: float = 1.0) -> np.ndarray:
+    """Exponential moving average with separate half-lives (seconds) for rising and falling values, as in
+    Unmute: `attack_s` when the value goes up (towards "pause"), `release_s` when it comes down (speech).
+
+    Each update moves a fraction 1 - 2**(-dt / half_life) of the way to the new value; a half-life of 0
+    follows the values exactly.
+    """
+    values, times_s = np.asarray(values, float), np.asarray(times_s, float)
+    dt = np.diff(times_s, prepend=times_s[0] - 1 / FRAME_RATE) if len(times_s) else times_s
+    out, v = np.empty_like(values), float(initial)
+    for i, (x, d) in enumerate(zip(values, dt)):
+        half_life = attack_s if x > v else release_s
+        alpha = 1.0 if half_life <= 0 else 1.0 - 2.0 ** (-d / half_life)
+        v += alpha * (x - v)
+        out[i] = v
+    return out
+
+
+def hysteresis_decisions(times_s, values, above: float, below: float, warmup_steps: int = 0) -> list[float]:
+    """A decision when `values` goes above `above` while armed; armed again once it is below `below`.
+
+    Starts disarmed (nobody has spoken yet) and ignores the first `warmup_steps` steps entirely, when the
+    model has heard too little to say anything. With below == above this is a plain threshold.
+    """
+    decisions, armed = [], False
+    for t, v in zip(np.asarray(times_s, float)[warmup_steps:], np.asarray(values, float)[warmup_steps:]):
+        if v < below:
+            armed = True
+        elif armed and v > above:
+            decisions.append(float(t))
+            armed = False
+    return decisions
 
 
 def threshold_decisions(times_s, p_eot, threshold: float, start_s: float = 0.0) -> list[float]:
-    """Semantic VAD, simplest policy: a decision whenever one head's probability rises above `threshold`.
+    """One head above `threshold`, re-armed each time it falls back below; decisions before `start_s`
+    are dropped. The function form of `ThresholdPolicy`."""
+    return [t for t in hysteresis_decisions(times_s, p_eot, threshold, threshold) if t >= start_s]
 
-    Decisions before `start_s` (before the speaker started) are ignored.
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """Kyutai's example policy: end of turn when one head's probability rises above `threshold`.
+
+    Re-armed when the probability falls back below it (the live Streamer's policy re-arms on a new word)."""
+
+    horizon_s: float = 2.0  # which head: seconds of silence it predicts
+    threshold: float = 0.5  # end of turn above this probability
+    warmup_steps: int = 0  # steps at the start of a stream whose probabilities are ignored
+    kind: ClassVar[str] = "semantic"
+    sweep_param: ClassVar[str] = "threshold"
+    sweep_values: ClassVar[tuple] = tuple(np.round(np.arange(0.05, 0.99, 0.025), 3))
+
+    @property
+    def name(self) -> str:
+        return f"threshold {eot_column(self.horizon_s)}"
+
+    def decide(self, trace: Trace) -> list[float]:
+        return hysteresis_decisions(trace.times_s, trace.head(self.horizon_s), self.threshold, self.threshold,
+                                    self.warmup_steps)
+
+
+@dataclass(frozen=True)
+class EMAPolicy:
+    """A threshold on an exponential moving average of one head: a slow attack ignores brief rises of the
+    probability (a short hesitation), a fast release re-arms as soon as speech comes back."""
+
+    horizon_s: float = 2.0
+    threshold: float = 0.6
+    attack_s: float = 0.16  # half-life while the probability rises (towards "pause"), seconds
+    release_s: float = 0.04  # half-life while it falls (speech again), seconds
+    warmup_steps: int = 12  # Unmute ignores the first 12 steps (0.96 s)
+    initial: float = 1.0  # the average starts at "nobody is speaking", as in Unmute
+    kind: ClassVar[str] = "semantic"
+    sweep_param: ClassVar[str] = "threshold"
+    sweep_values: ClassVar[tuple] = ThresholdPolicy.sweep_values
+
+    @property
+    def name(self) -> str:
+        return f"ema {eot_column(self.horizon_s)} (attack {self.attack_s:g} s, release {self.release_s:g} s)"
+
+    def decide(self, trace: Trace) -> list[float]:
+        v = trace.smoothed(self.horizon_s, self.attack_s, self.release_s, self.initial)
+        return hysteresis_decisions(trace.times_s, v, self.threshold, self.threshold, self.warmup_steps)
+
+
+@dataclass(frozen=True)
+class HysteresisPolicy:
+    """Unmute's scheme: the EMA of the 2 s head above `pause_above` is a pause (end of turn); the speaker is
+    speaking again only once it falls below `speech_below`, so a probability that hovers near one level
+    cannot fire twice. Unmute's EMA half-lives are 0.01 s: in effect no smoothing at 12.5 Hz."""
+
+    horizon_s: float = 2.0
+    pause_above: float = 0.6
+    speech_below: float = 0.4
+    attack_s: float = 0.01
+    release_s: float = 0.01
+    warmup_steps: int = 12
+    initial: float = 1.0
+    kind: ClassVar[str] = "semantic"
+    sweep_param: ClassVar[str] = "pause_above"
+    sweep_values: ClassVar[tuple] = ThresholdPolicy.sweep_values
+
+    @property
+    def name(self) -> str:
+        return f"hysteresis {eot_column(self.horizon_s)}"
+
+    def with_value(self, value: float) -> HysteresisPolicy:
+        """Sweeps move both levels together, keeping their gap (Unmute's 0.2), speech_below at least 0."""
+        gap = self.pause_above - self.speech_below
+        return replace(self, pause_above=float(value), speech_below=round(max(0.0, float(value) - gap), 6))
+
+    def decide(self, trace: Trace) -> list[float]:
+        v = trace.smoothed(self.horizon_s, self.attack_s, self.release_s, self.initial)
+        return hysteresis_decisions(trace.times_s, v, self.pause_above, self.speech_below, self.warmup_steps)
+
+
+# -------------------------------------------------------------------------------- silence after speech
+
+
+def energy_vad(audio: np.ndarray, sample_rate: int, frame_s: float = 0.02, floor_db: float = -60.0,
+               relative_db: float = -35.0, margin_db: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Causal frame-level speech/silence from energy, as a streaming agent could compute it.
+
+    A frame is speech when its level is above all of: an absolute floor, `margin_db` above the quietest
+    frame so far (the noise floor), and `relative_db` below the loudest frame so far. Only the past is
+    used. Returns (frame end times in s, is_speech).
     """
-    return crossings(times_s, p_eot, threshold, start_s)
-
-
-def energy_vad(audio: np.ndarray, sample_rate: int, frame_s: float = 0.02, floor_db: float = -50.0,
-               relative_db: float = -30.0) -> tuple[np.ndarray, np.ndarray]:
-    """Frame-level speech/silence from energy: speech where the frame level is above both an absolute floor
-    and `relative_db` below the loudest frame. Returns (frame end times in s, is_speech)."""
     n = int(round(frame_s * sample_rate))
-    frames = audio[: len(audio) // n * n].reshape(-1, n)
-    level_db = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
-    threshold = max(floor_db, level_db.max() + relative_db) if len(level_db) else floor_db
+    frames = np.asarray(audio)[: len(audio) // n * n].reshape(-1, n).astype(np.float64)
+    level_db = 10 * np.log10((frames**2).mean(1) + 1e-12)
+    noise_db = np.minimum.accumulate(level_db) if len(level_db) else level_db
+    peak_db = np.maximum.accumulate(level_db) if len(level_db) else level_db
+    threshold = np.maximum(floor_db, np.maximum(noise_db + margin_db, peak_db + relative_db))
     return (np.arange(len(frames)) + 1) * frame_s, level_db > threshold
 
 
 def silence_decisions(times_s, is_speech, min_silence_s: float, start_s: float = 0.0) -> list[float]:
-    """Silence-duration baseline: a decision when `min_silence_s` of silence has followed speech."""
-    times_s, is_speech = np.asarray(times_s), np.asarray(is_speech, dtype=bool)
-    decisions, last_speech, fired = [], None, True
-    for t, speech in zip(times_s, is_speech):
-        if speech:
-            last_speech, fired = t, False
-        elif last_speech is not None and not fired and t - last_speech >= min_silence_s - 1e-9:
-            if t >= start_s:
+    """A decision at the first frame where `min_silence_s` of silence has followed speech, once per silence."""
+    t, speech = np.asarray(times_s, float), np.asarray(is_speech, dtype=bool)
+    last_speech = np.maximum.accumulate(np.where(speech, t, -np.inf)) if len(t) else t
+    with np.errstate(invalid="ignore"):  # before any speech last_speech is -inf: never long enough
+        long_enough = ~speech & np.isfinite(last_speech) & (t - last_speech >= min_silence_s - 1e-9)
+    fire = long_enough & ~np.concatenate([[False], long_enough[:-1]])
+    return [float(x) for x in t[fire] if x >= start_s]
+
+
+@dataclass(frozen=True)
+class SilencePolicy:
+    """What most voice agents do: end of turn after `min_silence_s` of silence following speech."""
+
+    min_silence_s: float = 0.5
+    frame_s: float = 0.02  # energy VAD frame
+    floor_db: float = -60.0
+    relative_db: float = -35.0
+    margin_db: float = 10.0
+    kind: ClassVar[str] = "silence"
+    sweep_param: ClassVar[str] = "min_silence_s"
+    sweep_values: ClassVar[tuple] = tuple(np.round(np.arange(0.1, 2.55, 0.05), 3))
+
+    @property
+    def name(self) -> str:
+        return "silence (energy VAD)"
+
+    def speech(self, trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+        key = ("energy", self.frame_s, self.floor_db, self.relative_db, self.margin_db)
+        if key not in trace.cache:
+            if trace.audio is None:
+                raise ValueError(f"{self.name} needs the trace's audio; trace {trace.name!r} has none")
+            trace.cache[key] = energy_vad(trace.audio, trace.sample_rate, self.frame_s, self.floor_db,
+                                          self.relative_db, self.margin_db)
+        return trace.cache[key]
+
+    def decide(self, trace: Trace) -> list[float]:
+        return silence_decisions(*self.speech(trace), self.min_silence_s)
+
+
+# ------------------------------------------------------------------------------------------ Silero VAD
+
+SILERO_RATE, SILERO_CHUNK = 16_000, 512  # Silero's input: 32 ms chunks at 16 kHz
+
+
+@lru_cache(maxsize=1)
+def _silero_model():
+    import torch
+
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad  # importing it sets torch's threads to 1 for the whole process
+
+    model = load_silero_vad()  # the TorchScript weights shipped in the package: offline, CPU
+    torch.set_num_threads(threads)
+    return model
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("DSM_LAB_CACHE") or Path.home() / ".cache" / "dsm-lab") / "silero"
+
+
+def silero_speech_probs(audio: np.ndarray, sample_rate: int, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Silero's speech probability for each 32 ms chunk, run as a stream would (state carried over).
+
+    Returns (chunk end times in s, probabilities). Audio is resampled to 16 kHz with lab.audio.resample.
+    Results are kept on disk (under $DSM_LAB_CACHE, default ~/.cache/dsm-lab), keyed by the audio's bytes.
+    """
+    import silero_vad
+    import torch
+
+    from .audio import resample
+
+    x = np.asarray(audio, dtype=np.float32)
+    key = hashlib.sha1(f"{sample_rate}:{silero_vad.__version__}:".encode() + x.tobytes()).hexdigest()
+    path = _cache_dir() / f"{key}.npy"
+    if cache and path.is_file():
+        probs = np.load(path)
+    else:
+        x16 = resample(x.astype(np.float64), sample_rate, SILERO_RATE) if sample_rate != SILERO_RATE else x
+        x16 = np.ascontiguousarray(x16[: len(x16) // SILERO_CHUNK * SILERO_CHUNK], np.float32)
+        probs = np.zeros(0, np.float32)
+        if len(x16):
+            model = _silero_model()
+            model.reset_states()
+            with torch.no_grad():
+                probs = model.audio_forward(torch.from_numpy(x16), SILERO_RATE)[0].numpy().astype(np.float32)
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, probs)
+    return (np.arange(len(probs)) + 1) * SILERO_CHUNK / SILERO_RATE, probs
+
+
+def silero_end_decisions(times_s, probs, min_silence_s: float, threshold: float = 0.5,
+                         neg_threshold: float | None = None) -> list[float]:
+    """Silero's streaming rule (its VADIterator): speech starts at a chunk >= `threshold`; after speech, the
+    first chunk below `neg_threshold` (threshold - 0.15) starts a silence, a chunk >= threshold cancels it,
+    and once the silence has lasted `min_silence_s` (counted from the end of its first chunk) speech ends:
+    that chunk's end time is the decision."""
+    neg = threshold - 0.15 if neg_threshold is None else neg_threshold
+    decisions, triggered, silence_from = [], False, None
+    for t, p in zip(np.asarray(times_s, float), np.asarray(probs, float)):
+        if p >= threshold:
+            triggered, silence_from = True, None
+        elif p < neg and triggered:
+            silence_from = t if silence_from is None else silence_from
+            if t - silence_from >= min_silence_s - 1e-9:
                 decisions.append(float(t))
-            fired = True
+                triggered, silence_from = False, None
     return decisions
+
+
+@dataclass(frozen=True)
+class SileroPolicy:
+    """Silero VAD's end of speech: the acoustic baseline, with `min_silence_duration_ms` swept."""
+
+    min_silence_duration_ms: float = 100.0  # Silero's default
+    threshold: float = 0.5
+    kind: ClassVar[str] = "acoustic"
+    sweep_param: ClassVar[str] = "min_silence_duration_ms"
+    sweep_values: ClassVar[tuple] = tuple(float(v) for v in range(50, 2501, 50))
+
+    @property
+    def name(self) -> str:
+        return "silero vad"
+
+    def probs(self, trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+        if "silero" not in trace.cache:
+            if trace.audio is None:
+                raise ValueError(f"{self.name} needs the trace's audio; trace {trace.name!r} has none")
+            trace.cache["silero"] = silero_speech_probs(trace.audio, trace.sample_rate)
+        return trace.cache["silero"]
+
+    def decide(self, trace: Trace) -> list[float]:
+        return silero_end_decisions(*self.probs(trace), self.min_silence_duration_ms / 1000, self.threshold)
+
+
+# ------------------------------------------------------------------------------------- policy helpers
+
+
+def params(policy) -> dict:
+    """A policy's parameters by name (all its fields)."""
+    return asdict(policy)
+
+
+def with_value(policy, value):
+    """The policy with its swept parameter set to `value`."""
+    if hasattr(policy, "with_value"):
+        return policy.with_value(value)
+    return replace(policy, **{policy.sweep_param: type(getattr(policy, policy.sweep_param))(value)})
+
+
+def default_policies(horizons) -> list:
+    """The policies a lab session compares: a threshold on each head, the EMA and Unmute's hysteresis on
+    the default head, then the silence and Silero baselines. Without heads: the baselines alone."""
+    semantic = []
+    if horizons:
+        h = default_horizon(horizons)
+        semantic = [*(ThresholdPolicy(x) for x in horizons), EMAPolicy(h), HysteresisPolicy(h)]
+    return [*semantic, SilencePolicy(), SileroPolicy()]
+
+
+def run_cli(args) -> int:
+    """`dsm-lab turns DIR [--model M] [--limit N] [--json]`: sweep every default policy over a folder of items."""
+    import json
+
+    import lab
+
+    from . import evaluate
+
+    model = lab.load(args.model)
+    if not model.cfg.eot_horizons_s:
+        print(f"dsm-lab turns: {model.cfg.name}: {NO_HEADS}; running the baselines only", file=sys.stderr)
+    results = evaluate.run_items(model, args.dir, limit=args.limit, progress=not args.json)
+    keys = ("early_cut_rate", "latency_p50_s", "latency_p90_s", "miss_rate")
+    for policy in default_policies(model.cfg.eot_horizons_s):
+        table = evaluate.sweep(results, policy)
+        if not args.json:
+            print(f"\n{policy.name} ({policy.kind}), sweeping {policy.sweep_param}:")
+            print(table[[policy.sweep_param, *keys]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            continue
+        for row in table.to_dict("records"):  # NaN (no latency: every turn cut or missed) -> null
+            print(json.dumps({"policy": policy.name, "kind": policy.kind,
+                              "params": params(with_value(policy, row["value"])),
+                              **{k: round(row[k], 4) if np.isfinite(row[k]) else None for k in keys},
+                              "turns": int(row["turns"])}), flush=True)
+    return 0
