@@ -1,0 +1,172 @@
+"""Tables for the teaching notebooks (pandas DataFrames, shown as HTML), computed here so they are tested.
+
+- `sample(name)`: a clip of data/samples with its reference words.
+- `step_table`: what the model sees at each step (the audio frame, the text token fed back) and what it writes.
+- `word_table`: each word's timestamp against the reference, and when it came out.
+- `alignment_table`: the one-frame alignment question, "training" against "scripts", on the same clips.
+- `delay_sweep`: WER and emission latency of the models trained with different delays, when they exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import emission_latencies, match_words, percentiles, wer
+from ..model import FRAME_RATE
+
+
+@dataclass
+class Sample:
+    name: str
+    wav: Path
+    audio: np.ndarray
+    sample_rate: int
+    meta: dict
+
+    @property
+    def words(self) -> list[dict]:
+        return self.meta["words"]
+
+    @property
+    def json(self) -> Path:
+        return self.wav.with_suffix(".json")
+
+    @property
+    def text(self) -> str:
+        return " ".join(w["text"] for w in self.words)
+
+    def words_frame(self) -> pd.DataFrame:
+        """The reference alignment: one row a word, start and end in seconds."""
+        return pd.DataFrame(self.words, columns=["text", "start", "end"])
+
+    def __repr__(self):
+        return f"Sample({self.name!r}, {self.text!r}, {len(self.audio) / self.sample_rate:.2f} s)"
+
+
+def samples_dir() -> Path:
+    from ..checkpoint import DATA_DIR
+
+    return DATA_DIR / "samples"
+
+
+def sample(name: str | Path) -> Sample:
+    """A clip with its alignment: a name in data/samples ("weather"), or a path to its .json or .wav."""
+    from ..synth import load_item
+
+    path = Path(name)
+    if not path.suffix:
+        path = samples_dir() / f"{name}.json"
+    path = path.with_suffix(".json")
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in samples_dir().glob("*.json"))) or "none"
+        raise FileNotFoundError(f"sample {name!r} not found ({path}); samples here: {known}")
+    audio, meta = load_item(path)
+    return Sample(path.stem, path.with_name(meta["audio"]), audio, int(meta["sample_rate"]), meta)
+
+
+def all_samples(n: int | None = None) -> list[Sample]:
+    """The clips of data/samples (the first `n`), in name order."""
+    return [sample(p) for p in sorted(samples_dir().glob("*.json"))[:n]]
+
+
+def step_table(transcript, delay_frames: int, alignment: str = "training", max_rows: int | None = 30):
+    """One row a step: the audio frame it sees (its time span), the text token fed back to it, the token it
+    writes, and whether that token belongs to a word spoken D frames earlier."""
+    steps = transcript.steps
+    shift = 1 if alignment == "training" else 0
+    rows = []
+    prev = "<start>"
+    for r in steps.itertuples():
+        frame = r.step - shift
+        sees = "initial embedding" if r.step == 0 or frame < 0 else \
+            f"frame {frame} ({frame / FRAME_RATE:.2f}-{(frame + 1) / FRAME_RATE:.2f} s)"
+        rows.append({"step": r.step, "runs at (s)": r.time_s, "audio it sees": sees, "text fed back": prev,
+                     "text it writes": _show(r.piece), "describes audio near (s)":
+                     round(max(0.0, r.step - delay_frames) / FRAME_RATE, 2)})
+        prev = _show(r.piece)
+    table = pd.DataFrame(rows)
+    return table.head(max_rows) if max_rows else table
+
+
+def _show(piece: str) -> str:
+    return "PAD" if piece == "" else ("EPAD" if piece == "<epad>" else piece.replace("\u2581", "▁"))
+
+
+def word_table(reference: list[dict], words) -> pd.DataFrame:
+    """Matched words: reference start/end, the model's timestamp, its error, and the emission latency
+    (emitted at, minus the reference end of the word)."""
+    pairs = match_words([w["text"] for w in reference], [w.text for w in words])
+    rows = []
+    for i, j in pairs:
+        ref, hyp = reference[i], words[j]
+        rows.append({"word": hyp.text, "ref start (s)": ref["start"], "timestamp (s)": round(hyp.start_s, 3),
+                     "timestamp error (s)": round(hyp.start_s - ref["start"], 3), "ref end (s)": ref["end"],
+                     "emitted at (s)": hyp.emitted_s, "emission latency (s)": round(hyp.emitted_s - ref["end"], 3)})
+    return pd.DataFrame(rows)
+
+
+def evaluate(model, clips: list[Sample], alignment: str | None = None, tail_s: float = 3.0) -> dict:
+    """WER, timestamp error and emission latency of `model` over `clips`: one streaming pass each, the clip
+    followed by `tail_s` of its own noise floor (the speaker quiet), as lab.evaluate.run_items measures."""
+    from ..evaluate import pad_tail
+
+    refs, hyps, ts_err, lat = [], [], [], []
+    for c in clips:
+        t = model.transcribe((pad_tail(c.audio, c.sample_rate, tail_s), c.sample_rate), alignment=alignment)
+        refs.append(c.text)
+        hyps.append(t.text)
+        pairs = match_words([w["text"] for w in c.words], [w.text for w in t.words])
+        ts_err += [abs(t.words[j].start_s - c.words[i]["start"]) for i, j in pairs]
+        lat += list(emission_latencies(c.words, t.words))
+    p = percentiles(lat)
+    return {"wer": wer(refs, hyps), "timestamp_error_s": float(np.mean(ts_err)) if ts_err else float("nan"),
+            "latency_p50_s": p["p50"], "latency_p90_s": p["p90"], "words": sum(len(c.words) for c in clips)}
+
+
+def alignment_table(model_source, clips: list[Sample]) -> pd.DataFrame:
+    """The same weights run with both frame alignments. The model was trained with one of them; the other
+    shifts every frame by 80 ms, and the table shows what that costs."""
+    from ..checkpoint import load
+
+    rows = []
+    for alignment in ("training", "scripts"):
+        model = load(model_source, alignment=alignment)
+        rows.append({"alignment": alignment, "step t sees": "frame t-1" if alignment == "training" else "frame t",
+                     **evaluate(model, clips)})
+    return pd.DataFrame(rows).round(3)
+
+
+SWEEP_PREFIX = "dsm-tiny-en-d"  # the delay sweep: dsm-tiny-en-d2, -d6, -d12 (one architecture, D frames)
+
+
+def sweep_models(prefix: str = SWEEP_PREFIX) -> list[Path]:
+    """The delay sweep's model folders in data/models (`<prefix><D>`), in order of D."""
+    from ..checkpoint import MODELS_DIR
+
+    found = [p.parent for p in MODELS_DIR.glob(f"{prefix}*/config.json") if p.parent.name[len(prefix):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+
+
+def delay_sweep(clips: list[Sample], folders: list[Path] | None = None) -> pd.DataFrame | None:
+    """One row a model: its delay D (frames and seconds), WER and emission latency on `clips`.
+
+    `folders` defaults to the sweep's models in data/models; with fewer than two of them there is no
+    trade-off to show: a note says which are missing and None is returned.
+    """
+    from ..checkpoint import load
+
+    folders = sweep_models() if folders is None else folders
+    if len(folders) < 2:
+        print(f"delay sweep skipped: it needs at least two models {SWEEP_PREFIX}<D> in data/models (D in frames), "
+              f"found {[Path(f).name for f in folders] or 'none'}; train them with `dsm-lab train --delay-frames D`")
+        return None
+    rows = []
+    for folder in folders:
+        model = load(folder)
+        rows.append({"model": Path(folder).name, "delay_frames": model.cfg.delay_frames,
+                     "delay_s": model.cfg.delay_frames / FRAME_RATE, **evaluate(model, clips)})
+    return pd.DataFrame(rows).sort_values("delay_frames").reset_index(drop=True).round(3)

@@ -1,0 +1,212 @@
+"""A real browser hears a real (fake) microphone: JupyterLab + Debian's Chromium, driven by Playwright.
+
+JupyterLab serves a temporary copy of notebooks/02_live_microphone.ipynb (SOURCE = "browser") on a free
+localhost port; Chromium, headless, gets its microphone from a sample WAV (`--use-file-for-fake-audio-capture`,
+it loops) and grants it without a prompt (`--use-fake-ui-for-media-stream`). The notebook runs in the page;
+the browser widget captures the microphone with an AudioWorklet and streams PCM to the kernel, which runs the
+embedded model; the test waits until the sample's words appear in the transcript widget. Nothing is mocked.
+A screenshot goes to the pytest tmp dir and to bench/results/ for the record.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lab.metrics import normalize
+from lab.widgets import sample
+from lab.widgets.notebooks import set_parameters
+
+ROOT = Path(__file__).resolve().parent.parent
+LIVE = ROOT / "notebooks" / "02_live_microphone.ipynb"
+DELAYED = ROOT / "notebooks" / "01_delayed_streams.ipynb"
+CHROMIUM = "/usr/bin/chromium"
+SAMPLE = "weather"  # a clip the embedded model transcribes word for word
+RECORD = ROOT / "bench" / "results" / "browser_live_microphone.png"
+# Chromium without network: the background-networking flags stop it from flooding refused connections.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+# The notebook panel's kernel is connected and idle (JupyterLab exposes its app with expose_app_in_browser).
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return Boolean(k && k.status === "idle" && k.connectionStatus === "connected");
+}"""
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_server(url: str, proc: subprocess.Popen, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"jupyter lab did not answer {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def jupyter_lab(tmp_path_factory):
+    """JupyterLab on a free port, token disabled, serving temp copies of the notebooks under test."""
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
+    root.mkdir()
+    for path, parameters in ((LIVE, {"SOURCE": "browser", "SAMPLE": SAMPLE}), (DELAYED, {"N_CLIPS": 1})):
+        nb = set_parameters(nbformat.read(path, as_version=4), parameters)
+        nbformat.write(nb, root / path.name)
+    port = free_port()
+    # No "official Jupyter news?" toast over the page: the user settings of this run say no.
+    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    env = {**os.environ, "OMP_NUM_THREADS": "1",  # a 5 M model on a shared 2-core machine: one thread
+           "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings")}
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
+           "--ServerApp.open_browser=False", "--ServerApp.token=", "--ServerApp.password=",
+           "--ServerApp.disable_check_xsrf=True", "--ServerApp.allow_root=True", f"--ServerApp.root_dir={root}",
+           f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    log = (tmp / "jupyter.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/api/status", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    """Debian's Chromium, headless, its microphone a looping sample WAV, an empty profile."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: the Makefile installs Debian's chromium")
+    args = CHROMIUM_FLAGS + [f"--use-file-for-fake-audio-capture={sample(SAMPLE).wav}"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-profile")),
+                                                       headless=True, executable_path=CHROMIUM, args=args,
+                                                       viewport={"width": 1280, "height": 1400})
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def run_all(browser, url: str, name: str, log: list[str]):
+    """Open a notebook in JupyterLab and run all its cells, as a user would."""
+    page = browser.new_page()
+    page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
+    page.goto(f"{url}/lab/tree/{name}?reset")  # ?reset: only this notebook, not the last page's layout
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=90_000)  # run-all before the kernel is up does nothing
+    page.locator(".jp-Notebook .jp-Cell").first.click()  # a real click: the page may start audio
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    return page
+
+
+WORDS_JS = """() => Array.from(document.querySelectorAll('.dsm-transcript .dsm-word'))
+                   .map((e) => e.firstChild.textContent)"""  # each word's own text, not its time subscript
+
+
+def heard_words(page) -> list[str]:
+    return [normalize(w) for w in page.evaluate(WORDS_JS)]
+
+
+def says(heard: list[str], words: list[str]) -> bool:
+    """`words` in a row somewhere in `heard` (the fake microphone loops: any pass will do)."""
+    n = len(words)
+    return any(heard[i:i + n] == words for i in range(len(heard) - n + 1))
+
+
+def transcript_has(page, words: list[str]) -> bool:
+    return says(heard_words(page), words)
+
+
+@pytest.mark.timeout(240)
+def test_browser_microphone_transcribes_sample(jupyter_lab, chromium, tmp_path):
+    clip = sample(SAMPLE)
+    expected = normalize(clip.text).split()
+    shot = tmp_path / "browser_live_microphone.png"
+    console: list[str] = []
+    page = run_all(chromium, jupyter_lab, LIVE.name, console)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and not transcript_has(page, expected):
+        page.wait_for_timeout(500)
+    page.screenshot(path=str(shot), full_page=True)
+    heard = page.locator(".dsm-transcript").all_inner_texts()
+    words = heard_words(page)
+    status = page.locator(".dsm-mic-status").all_inner_texts()
+    errors = page.locator(".dsm-live-error").all_inner_texts()
+    meters = page.locator(".dsm-meter canvas").count()
+    page.close()
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, RECORD)
+    assert heard, "no transcript widget in the page"
+    assert says(words, expected), f"{clip.text!r} not heard; transcript: {heard}; mic: {status}; " \
+                                               f"errors: {errors}; page console: {console[-15:]}"
+    assert any(s.startswith("browser: ") and "Hz" in s for s in status), status
+    assert meters == 1 and not [line for line in console if line.startswith("pageerror")], console
+
+
+CANVAS_INK = """(canvas) => {
+  const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let ink = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++;
+  return ink;
+}"""
+
+
+@pytest.mark.timeout(240)
+def test_attention_viewer_draws_offline_and_follows_its_sliders(jupyter_lab, chromium, tmp_path):
+    """Notebook 01 in the page: the attention viewer draws on its canvases (nothing fetched: this machine
+    has no network) and the step slider redraws the timeline without a round trip."""
+    console: list[str] = []
+    page = run_all(chromium, jupyter_lab, DELAYED.name, console)
+    viewer = page.locator(".dsm-attention")
+    try:
+        viewer.first.wait_for(timeout=150_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "attention_viewer.png"))
+    canvases = viewer.first.locator("canvas")
+    page.wait_for_function("() => document.querySelector('.dsm-attention canvas')", timeout=30_000)
+    timeline, heat = canvases.nth(0), canvases.nth(1)
+    before = timeline.evaluate("c => c.toDataURL()")
+    assert timeline.evaluate(CANVAS_INK) > 1000 and heat.evaluate(CANVAS_INK) > 1000
+    step = viewer.first.locator("input[type=range]").nth(2)
+    step.evaluate("(s) => { s.value = 3; s.dispatchEvent(new Event('input')); }")
+    page.wait_for_timeout(300)
+    assert timeline.evaluate("c => c.toDataURL()") != before
+    viewer.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "attention_viewer.png"))
+    page.close()
+    assert not [line for line in console if line.startswith("pageerror")], console
