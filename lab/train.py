@@ -51,7 +51,8 @@ class TrainConfig:
     pad_weight: float = 0.3  # PAD is most of the text stream: down-weighted
     eot_weight: float = 0.5
     token_noise: float = 0.08  # probability of corrupting each text input token
-    p_digital_silence: float = 0.3  # share of items whose end is exact zeros
+    p_digital_silence: float = 0.4  # share of items whose end is exact zeros
+    max_tail_s: float = 3.0  # extra silence after an item, drawn from [0, max_tail_s]
     max_seconds: float = 10.0  # longer items are left out (cropping one would cut its turn)
     seed: int = 0
     ckpt_every_s: float = 300.0
@@ -134,7 +135,11 @@ class Batches:
         first = rng.integers(len(self.items) - window + 1)
         chosen = [self.items[first + i] for i in rng.integers(window, size=cfg.batch_size)]
         shifts = rng.integers(0, FRAME_SIZE, size=len(chosen))
-        n_steps = max(math.ceil((len(it.audio) + s) / FRAME_SIZE) for it, s in zip(chosen, shifts)) + 1
+        # Some extra silence after the turn: a stream goes on after the speaker stops, and the model must
+        # keep writing PAD there (without it, it invents words in long silences).
+        tails = (rng.uniform(0, cfg.max_tail_s, size=len(chosen)) * 24_000).astype(int)
+        n_steps = max(math.ceil((len(it.audio) + s + t) / FRAME_SIZE)
+                      for it, s, t in zip(chosen, shifts, tails)) + 1
         audio = np.zeros((len(chosen), n_steps * FRAME_SIZE), dtype=np.float32)
         text = np.zeros((len(chosen), n_steps), dtype=np.int64)
         eot = np.zeros((len(chosen), n_steps, len(cfg.eot_horizons_s)), dtype=np.int64)
