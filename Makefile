@@ -36,7 +36,7 @@ lab: setup
 
 test: setup
 	$(VENV)/bin/ruff check lab tests bench
-	NO_TORCH_COMPILE=1 $(VENV)/bin/pytest -q
+	NO_TORCH_COMPILE=1 OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q --durations=15
 
 bench: setup
 	$(VENV)/bin/dsm-lab bench
