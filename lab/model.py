@@ -431,15 +431,15 @@ class DSM(nn.Module):
 
     def embed_frame(self, frames: torch.Tensor, state, active: torch.Tensor | None = None) -> torch.Tensor:
         """24 kHz frames (B, 1920) -> frame embeddings (B, d), updating the frontend state."""
-        frames = frames.to(next(self.parameters()).dtype)
         if self.cfg.audio_input == "codebooks":
             if self.mimi is None:
                 raise ValueError("this model reads Mimi codes but has no Mimi encoder loaded")
-            if active is not None and not bool(active.all()):
-                raise NotImplementedError("Mimi streams in a batch must all step together")
-            codes = self.mimi.encode_step(frames, state)  # (B, 32)
+            # Mimi runs in fp32 whatever the LM's dtype (bf16 samples or weights change most codes); streams
+            # that sit this step out keep their Mimi state (`active`).
+            codes = self.mimi.encode_step(frames.float(), state, active)  # (B, 32)
             self.hook_mimi_codes.fire(codes)
             return self.frontend.step(codes)
+        frames = frames.to(next(self.parameters()).dtype)
         return self.frontend.step(frames, state, active)
 
     @property

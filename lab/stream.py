@@ -10,11 +10,13 @@ A single stream is a batch of one: `model.streams(n)` and `model.stream()` are t
 a hook in one is in both. Everything a stream remembers lives in one `StreamState` that the streamer owns
 and a notebook can print.
 
-Frame alignment (Kyutai's two conventions, one frame = 80 ms apart):
-- "training" (default; Kyutai's training and Rust server): the step run when frame t arrives sees the
-  embedding of frame t-1 next to the text token of step t-1. Step 0 sees the initial embedding.
-- "scripts" (Kyutai's PyTorch example scripts): that step sees frame t itself; frame 0 is masked by the
-  initial embedding. The model then hears one frame more before it writes.
+Frame alignment (Kyutai's two conventions, one frame = 80 ms apart; details and moshi's code in lab/kyutai.py):
+- "training" (default; Kyutai's training, Rust server, and moshi's run_inference.py, which feeds the first
+  frame twice): the step run when frame t arrives sees the embedding of frame t-1 next to the text token of
+  step t-1. Step 0 sees the initial embedding.
+- "scripts" (Kyutai's PyTorch example scripts, which give moshi's LMGen each frame once): that step sees
+  frame t itself; frame 0 is masked by the initial embedding. The model then hears one frame more before it
+  writes.
 Either way a step runs when its frame arrives, and `Step.time_s` is the end of that frame.
 """
 
