@@ -1,0 +1,115 @@
+"""Batched streams as a server runs them (lab.batch.StreamPool): each user's tokens, words and end-of-turn
+probabilities equal what the same audio gives alone, whatever the other slots do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import speechlike
+
+from lab.batch import PoolFull, StreamPool
+from lab.events import Step, Word
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def solo(model, audio, rate):
+    s = model.stream()
+    return s.feed(audio, rate) + s.flush()
+
+
+def steps_of(events):
+    return [(e.step, e.token, e.time_s) for e in events if isinstance(e, Step)]
+
+
+def p_eot_of(events):
+    return np.array([[e.p_eot[h] for h in sorted(e.p_eot)] for e in events if isinstance(e, Step)])
+
+
+def words_of(events):
+    return [(w.text, w.start_s, w.end_s, w.emitted_s) for w in events if isinstance(w, Word)]
+
+
+def test_each_user_gets_their_solo_results(tiny_model):
+    """Five users through a 4-slot pool: staggered joins, random chunk sizes, slots that idle at random,
+    a slot left free while the others stream (until "d" joins), a user who leaves mid-run and a newcomer who
+    takes the freed slot (a reset mid-run, next to slots still streaming)."""
+    rate = 24_000
+    audios = {u: speechlike(2.0 + 0.3 * k, rate, seed=30 + k) for k, u in enumerate("abcde")}
+    expected = {u: solo(tiny_model, a, rate) for u, a in audios.items()}
+    assert all(len(set(t for _, t, _ in steps_of(e))) >= 3 for e in expected.values()), "tokens should vary"
+
+    pool = StreamPool(tiny_model, slots=4)
+    joins = {"a": 0, "b": 3, "c": 7, "d": 30}  # call index at which each user joins; "e" replaces "b"
+    got, slot_of, pos, done = {u: [] for u in audios}, {}, dict.fromkeys(audios, 0), set()
+    rng = np.random.default_rng(0)
+    for call in range(2000):
+        for u, at in joins.items():
+            if at == call:
+                slot_of[u] = pool.join(u)
+        if call == 20:  # "b" leaves halfway through its audio: flushed, slot freed, "e" gets it afresh
+            got["b"] = got["b"] + pool.leave(slot_of["b"], flush=True)
+            done.add("b")
+            assert pool.free_slots == [slot_of["b"], 3]
+            slot_of["e"] = pool.join("e")
+            assert slot_of["e"] == slot_of["b"]
+        chunks = {}
+        for u, i in slot_of.items():
+            if u in done or pos[u] >= len(audios[u]) or rng.random() < 0.3:
+                continue  # nothing new from this user: the slot idles
+            n = int(rng.integers(200, 5000))
+            chunks[i] = audios[u][pos[u]:pos[u] + n]
+            pos[u] += n
+        for i, events in pool.feed(chunks, rate).items():
+            u = next(u for u, j in slot_of.items() if j == i and u not in done)
+            got[u] += events
+        if all(pos[u] >= len(audios[u]) for u in slot_of if u not in done) and len(slot_of) == 5:
+            break
+    for u in slot_of:
+        if u not in done:
+            got[u] += pool.flush(slot_of[u])
+    assert all(e.stream == slot_of[u] for u in got for e in got[u])
+
+    cut = [e for e in solo(tiny_model, audios["b"][:pos["b"]], rate)]  # "b" streamed only what it sent
+    for u, events in got.items():
+        want = cut if u == "b" else expected[u]
+        assert steps_of(events) == steps_of(want), u
+        assert words_of(events) == words_of(want), u
+        np.testing.assert_allclose(p_eot_of(events), p_eot_of(want), atol=1e-5)
+
+
+def test_slots_join_and_leave(tiny_model):
+    pool = StreamPool(tiny_model, slots=2)
+    assert pool.free_slots == [0, 1] and pool.busy_slots == []
+    a, b = pool.join("alice"), pool.join("bob")
+    assert (a, b) == (0, 1) and "alice" in repr(pool)
+    with pytest.raises(PoolFull):
+        pool.join("carol")
+    pool.leave(a)
+    assert pool.free_slots == [0] and pool.users == [None, "bob"]
+    with pytest.raises(ValueError, match="slot 0 is free"):
+        pool.feed({0: np.zeros(100)})
+    with pytest.raises(IndexError):
+        pool.flush(5)
+    assert pool.join("carol") == 0
+    # An idle slot's state is untouched by its neighbour's steps.
+    before = int(pool.streamer.state.cache.next_pos[1])
+    out = pool.feed({0: speechlike(0.5, 24_000)})
+    assert list(out) == [0] and len([e for e in out[0] if isinstance(e, Step)]) == 6
+    assert int(pool.streamer.state.cache.next_pos[1]) == before
+
+
+def test_pool_of_one_slot(tiny_model):
+    audio = speechlike(1.5, 16_000, seed=40)
+    pool = StreamPool(tiny_model, slots=1)
+    i = pool.join()
+    events = pool.feed({i: audio}, 16_000)[i] + pool.leave(i, flush=True)
+    want = solo(tiny_model, audio, 16_000)
+    assert steps_of(events) == steps_of(want) and words_of(events) == words_of(want)
