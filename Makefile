@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --no-deps moshi==0.2.13
 	touch $(STAMP)
 
+# JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" -eq 0 ] && echo --allow-root )
 
 test: setup
 	$(VENV)/bin/ruff check lab tests bench
