@@ -6,7 +6,7 @@
   run in real time while a step takes < 80 ms;
 - flush: `Streamer.flush()` against its floor (D + 1) x median step, the real-time wait D x 80 ms, and
   Unmute's variant (ceil(delay / 0.08) + 1 frames of zeros through feed), for several delays D;
-- hook_overhead: bench/hook_overhead.py (another engineer's), reused as is;
+- hook_overhead: bench/hook_overhead.py, reused as is;
 - stt_1b_size: our step at Kyutai stt-1b-en_fr's size with random weights, fp32 and bf16, with memory.
 Each result is one dict (one JSON line with --json). The bench/ scripts run the same functions at full size
 and write bench/results/.
