@@ -14,6 +14,17 @@ import lab  # noqa: E402
 from lab.model import DSM, DSMConfig  # noqa: E402
 from lab.tokenizer import train_tokenizer  # noqa: E402
 
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models step fastest on one thread (two threads on a busy 2-core machine are ~10x slower), and
+    bit-exact comparisons with moshi need both sides on the same thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 WORDS = ("set a timer for five minutes what is the weather in paris turn on the lights please "
          "order a pizza with cheese call my mother tomorrow morning play some music").split()
 

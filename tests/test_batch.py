@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from conftest import speechlike
 
 from lab.batch import PoolFull, StreamPool
 from lab.events import Step, Word
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def solo(model, audio, rate):

@@ -14,15 +14,6 @@ import lab
 from lab import CheckpointError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models step fastest on one thread; on a busy 2-core machine two threads are ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def broken(tiny_model_dir, tmp_path):
     """A copy of the tiny model folder to break, and its tensors."""

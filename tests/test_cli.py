@@ -8,22 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import soundfile as sf
-import torch
 from conftest import speechlike
 
 import lab
 from lab.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models step fastest on one thread; on a busy 2-core machine two threads are ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def dsm_lab(*args, cwd=None):

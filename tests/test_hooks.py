@@ -35,15 +35,6 @@ FROZEN_HOOK_NAMES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models step fastest on one thread; on a busy 2-core machine two threads are ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def attached(model) -> dict[str, int]:
     return {name: len(p.fns) for name, p in model.hook_points().items() if p.fns}
 

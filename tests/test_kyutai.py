@@ -39,14 +39,6 @@ FRAME = 1920
 TOLERANCE = 1e-4  # fp32 text logits and end-of-turn probabilities
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # both sides alike: Mimi's codes are bit-exact only at equal thread counts
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def kyutai_root(tmp_path_factory):
     return tmp_path_factory.mktemp("kyutai-stt")

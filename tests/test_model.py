@@ -11,15 +11,6 @@ from lab.model import FRAME_SIZE, DSMConfig
 STEPS = 50  # > context (16): the ring buffer wraps three times
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models step fastest on one thread; on a busy 2-core machine two threads are ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_inputs(model, steps=STEPS, batch=1, seed=0):
     """Audio frames (B, T, 1920) and the text tokens each step reads (initial id at step 0)."""
     g = torch.Generator().manual_seed(seed)

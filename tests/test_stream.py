@@ -13,15 +13,6 @@ from lab.model import FRAME_RATE, FRAME_SIZE
 from lab.tokenizer import WordAssembler
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models step fastest on one thread; on a busy 2-core machine two threads are ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def steps_of(events):
     return [(e.step, e.token) for e in events if isinstance(e, Step)]
 
