@@ -33,8 +33,8 @@ import torch  # noqa: E402
 from lab.model import DSM, DSMConfig  # noqa: E402
 
 STT_1B = dict(d_model=2048, num_layers=16, num_heads=16, ffn_hidden=5632, context=750, text_vocab_out=8000,
-              text_vocab_in=8001, audio_input="codebooks", n_codebooks=32, codebook_card=2048, delay_frames=6,
-              max_period=100_000.0, name="stt-1b-en_fr-size")
+              text_vocab_in=8001, audio_input="codebooks", n_codebooks=32, codebook_card=2048, delay_frames=7,
+              text_delay_s=0.5, max_period=100_000.0, name="stt-1b-en_fr-size")
 TINY = dict(STT_1B, d_model=64, num_layers=2, num_heads=4, ffn_hidden=128, context=32, name="tiny")
 REALTIME_MS = 80.0
 

@@ -18,7 +18,10 @@ is our DSM with the codebook frontend, layer for layer:
     existing_text_(end_)padding_id           pad_id (3), epad_id (0)
     norm "rms_norm_f32"                      norm_eps 1e-8, RMS computed in fp32
     extra_heads_num_heads, extra_heads_dim   eot_horizons_s (0.5, 1, 2, 3 s for 4 heads), eot_head_dim (6)
-    stt_config.audio_delay_seconds           delay_frames = round(seconds * 12.5)  (0.5 s -> 6, 2.5 s -> 31)
+    stt_config.audio_delay_seconds           text_delay_s = seconds (timestamps subtract it, as Kyutai's scripts
+                                             do); delay_frames = ceil(seconds * 12.5), the frames a flush must
+                                             drain (0.5 s -> 7, 2.5 s -> 32, as Kyutai's scripts pad and Unmute
+                                             flushes)
     stt_config.audio_silence_prefix_seconds  silence_prefix_s
 
     LM tensors (release spelling; moshi's in-memory `in_projs.0.weight` / `out_projs.0.weight` accepted too)
@@ -54,6 +57,7 @@ Mimi stays in fp32 whatever dtype the LM runs in: in bf16 it changes most codes.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -180,7 +184,8 @@ def dsm_config(raw: dict, header: dict, path: Path, weights: Path, name: str = "
             max_period=float(raw.get("max_period", 10_000)), norm_eps=1e-8,
             text_vocab_out=int(raw["text_card"]), text_vocab_in=int(raw["text_card"]) + 1,
             pad_id=int(raw.get("existing_text_padding_id", 3)), epad_id=int(raw.get("existing_text_end_padding_id", 0)),
-            delay_frames=round(float(stt["audio_delay_seconds"]) * FRAME_RATE),
+            delay_frames=math.ceil(round(float(stt["audio_delay_seconds"]) * FRAME_RATE, 6)),
+            text_delay_s=float(stt["audio_delay_seconds"]),
             audio_input="codebooks", n_codebooks=n_q, codebook_card=card, eot_horizons_s=horizons,
             eot_head_dim=head_dim, silence_prefix_s=float(stt.get("audio_silence_prefix_seconds", 0.0)), name=name)
     except (TypeError, ValueError) as e:

@@ -105,7 +105,7 @@ def _zeros(frames: int) -> np.ndarray:
 
 def unmute_frames(model) -> int:
     """Frames of zeros Kyutai's Unmute pushes on a pause: ceil(delay / 0.08) + 1 (delay in seconds)."""
-    delay_s = model.cfg.delay_frames / FRAME_RATE
+    delay_s = model.cfg.delay_s
     return math.ceil(round(delay_s / FRAME_S, 6)) + 1  # round: 0.48 / 0.08 is 5.999... in floating point
 
 

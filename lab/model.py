@@ -48,6 +48,7 @@ class DSMConfig:
     pad_id: int = 3  # "nothing new" (Kyutai's id)
     epad_id: int = 0  # "a word starts next" (Kyutai's id)
     delay_frames: int = 6  # text stream delay D; 6 frames = 0.48 s
+    text_delay_s: float | None = None  # exact delay where it is not whole frames (Kyutai 1B: 0.5 s, D = 7)
     audio_input: str = "filterbank"  # "filterbank" (our models) or "codebooks" (Mimi codes, Kyutai)
     n_filters: int = 64  # filterbank frontend: learned filters per 10 ms sub-frame
     n_codebooks: int = 32  # codebook frontend
@@ -73,6 +74,11 @@ class DSMConfig:
     @property
     def initial_text_id(self) -> int:
         return self.text_vocab_out
+
+    @property
+    def delay_s(self) -> float:
+        """The text delay in seconds: word timestamps are the step time minus this (and any silence prefix)."""
+        return self.delay_frames / FRAME_RATE if self.text_delay_s is None else self.text_delay_s
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -380,7 +386,7 @@ class DSM(nn.Module):
         cfg, p = self.cfg, next(self.parameters())
         return ModelInfo(
             name=cfg.name, sample_rate=SAMPLE_RATE, frame_rate=FRAME_RATE, frame_size=FRAME_SIZE,
-            delay_frames=cfg.delay_frames, delay_s=cfg.delay_frames / FRAME_RATE, context_steps=cfg.context,
+            delay_frames=cfg.delay_frames, delay_s=cfg.delay_s, context_steps=cfg.context,
             n_params=self.n_params, audio_input=cfg.audio_input, vad_horizons_s=cfg.eot_horizons_s,
             text_vocab=cfg.text_vocab_out, dtype=str(p.dtype).replace("torch.", ""),
             alignment=self.alignment, source=self.source)

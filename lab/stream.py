@@ -129,7 +129,7 @@ class Streamer:
     @property
     def delay_s(self) -> float:
         cfg = self.model.cfg
-        return cfg.delay_frames / FRAME_RATE + cfg.silence_prefix_s
+        return cfg.delay_s + cfg.silence_prefix_s
 
     def _start(self, i: int, sample_rate: int):
         """A slot's first audio: a resampler for its rate, and the model's silence prefix (Kyutai's 2.6B

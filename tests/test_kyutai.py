@@ -126,7 +126,8 @@ def test_config_and_weights_land_where_moshi_puts_them(stt_folder, moshi_side, l
     assert (cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.context) == (64, 2, 4, 24)
     assert cfg.ffn_hidden == ffn_hidden(config) == 176  # 2 * int(4.125 * 64) // 3
     assert (cfg.text_vocab_out, cfg.text_vocab_in, cfg.pad_id, cfg.epad_id) == (96, 97, 3, 0)
-    assert (cfg.delay_frames, cfg.silence_prefix_s, cfg.eot_horizons_s) == (6, 0.0, (0.5, 1.0, 2.0, 3.0))
+    assert (cfg.delay_frames, cfg.delay_s, cfg.silence_prefix_s) == (7, 0.5, 0.0)
+    assert cfg.eot_horizons_s == (0.5, 1.0, 2.0, 3.0)
     assert cfg.audio_input == "codebooks" and cfg.max_period == 100_000 and cfg.norm_eps == 1e-8
     assert isinstance(model.mimi, Float32Mimi) and model.tokenizer.vocab_size == 96
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith("mimi.")}
@@ -195,9 +196,10 @@ def test_candle_style_config_and_no_vad_heads(tmp_path, mimi_file, stt_folder):
     # Like stt-2.6b-en: no VAD heads, a 2.5 s delay and a 1 s silence prefix.
     big = stt_config(extra_heads=0, delay_s=2.5, prefix_s=1.0)
     model = lab.load(write_random_stt_checkpoint(tmp_path / "no-vad", big, mimi_path=mimi_file))
-    assert (model.cfg.eot_horizons_s, model.cfg.delay_frames, model.cfg.silence_prefix_s) == ((), 31, 1.0)
+    assert (model.cfg.eot_horizons_s, model.cfg.delay_frames, model.cfg.delay_s, model.cfg.silence_prefix_s) == \
+        ((), 32, 2.5, 1.0)
     t = model.transcribe((clip(10).numpy(), 24000))
-    assert len(t.steps) == 13 + 10 + 31 + 1  # 12.5 frames of prefix: flush completes the last half frame
+    assert len(t.steps) == 13 + 10 + 32 + 1  # 12.5 frames of prefix: flush completes the last half frame
 
 
 def _break(folder, config=None, drop=(), add=None, rename=None):
@@ -280,7 +282,10 @@ def test_transcribe_hooks_and_cli(stt_folder, audio, tmp_path, capsys):
     model = lab.load(stt_folder)
     assert model.hook_names()[0] == "mimi.codes"
     t = model.transcribe((audio[: 30 * FRAME].numpy(), 24000))
-    assert len(t.steps) == 30 + 7 and list(t.steps.columns[4:8]) == ["p_eot_0.5s", "p_eot_1s", "p_eot_2s", "p_eot_3s"]
+    assert len(t.steps) == 30 + 8 and list(t.steps.columns[4:8]) == ["p_eot_0.5s", "p_eot_1s", "p_eot_2s", "p_eot_3s"]
+    # Timestamps subtract the configured 0.5 s (as Kyutai's scripts do), not the 7 frames the flush drains.
+    starts = [w.start_s + 0.5 for w in t.words]
+    assert starts and all(abs(s * 12.5 - round(s * 12.5)) < 1e-3 for s in starts)
     sf.write(tmp_path / "clip.wav", audio[: 30 * FRAME].numpy(), 24000)
     assert main(["transcribe", str(tmp_path / "clip.wav"), "--model", str(stt_folder), "--json"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
