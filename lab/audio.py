@@ -57,18 +57,25 @@ def to_mono_float(chunk, what: str = "audio chunk") -> np.ndarray:
     return a
 
 
-def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a sound file -> (float64 mono samples, sample rate). Errors name the file."""
+def load_audio(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Read a sound file, or the bytes of one (an upload, a network message) -> (float64 mono samples, sample
+    rate). Errors name the file."""
+    import io
+
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"audio file not found: {path}")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        what, handle = f"audio bytes ({len(source)} bytes)", io.BytesIO(bytes(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"audio file not found: {path}")
+        what, handle = f"audio file {path}", str(path)
     try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=False)
+        data, rate = sf.read(handle, dtype="float64", always_2d=False)
     except Exception as e:
-        raise ValueError(f"cannot decode audio file {path}: {e}") from e
-    return to_mono_float(data, what=str(path)), int(rate)
+        raise ValueError(f"cannot decode {what}: {e}") from e
+    return to_mono_float(data, what=what), int(rate)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = 24_000) -> np.ndarray:

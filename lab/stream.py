@@ -22,6 +22,7 @@ Either way a step runs when its frame arrives, and `Step.time_s` is the end of t
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -166,10 +167,15 @@ class Streamer:
     def feed(self, chunk, sample_rate: int = SAMPLE_RATE):
         """Feed audio; returns the events of the steps it completed.
 
-        One stream: `feed(chunk, rate) -> [events]`. A batch: `feed([chunk_0, ..., chunk_{B-1}], rate)
-        -> [[events of stream 0], ...]`; a None chunk means that stream has nothing new.
+        One stream: `feed(chunk, rate) -> [events]`, the chunk an array or a plain list of samples. A batch:
+        `feed([chunk_0, ..., chunk_{B-1}], rate) -> [[events of stream 0], ...]`; a None chunk means that
+        stream has nothing new.
         """
-        chunks = [chunk] if self.batch_size == 1 and not isinstance(chunk, (list, tuple)) else list(chunk)
+        batch = _is_batch(chunk)
+        if not batch and self.batch_size > 1:
+            raise ValueError(f"this is a batch of {self.batch_size} streams: feed a list of {self.batch_size} "
+                             "chunks (one per stream, None for a stream with nothing new)")
+        chunks = list(chunk) if batch else [chunk]
         if len(chunks) != self.batch_size:
             raise ValueError(f"expected {self.batch_size} chunks (one per stream), got {len(chunks)}")
         checked = [None if c is None else self._accept(i, c, sample_rate) for i, c in enumerate(chunks)]
@@ -183,7 +189,7 @@ class Streamer:
             s.samples_in[i] += len(y)
             s.pending[i] = np.concatenate([s.pending[i], y])
         events = self._run_ready_frames()
-        return events[0] if self.batch_size == 1 and not isinstance(chunk, (list, tuple)) else events
+        return events if batch else events[0]
 
     def flush(self, index: int | None = None, extra_frames: int | None = None):
         """Drain the delay now: complete the partial frame with silence, then step `delay_frames + 1`
@@ -268,12 +274,17 @@ class Streamer:
         return f"Streamer(alignment={self.alignment!r}, delay={self.delay_s:.2f} s)\n{self.state!r}"
 
 
+def _is_batch(chunk) -> bool:
+    """A list of chunks, one per stream, as opposed to one chunk given as a plain list of samples."""
+    return isinstance(chunk, (list, tuple)) and len(chunk) > 0 and not isinstance(chunk[0], numbers.Number)
+
+
 def transcribe(model, source, sample_rate: int | None = None, alignment: str | None = None) -> Transcript:
     """A whole file or array through one stream, then flushed: the streaming result, not a batch one."""
     if isinstance(source, tuple):
         audio, sample_rate = source
-    elif isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
-        audio, sample_rate = load_audio(source)
+    elif isinstance(source, (str, bytes, bytearray, memoryview)) or hasattr(source, "__fspath__"):
+        audio, sample_rate = load_audio(source)  # a path, or the bytes of an encoded file
     else:
         audio = source
         if sample_rate is None:

@@ -121,6 +121,18 @@ def test_bad_chunk_in_a_batch_changes_no_slot(tiny_model):
     assert repr(streams.state) == before
     with pytest.raises(ValueError, match="expected 2 chunks"):
         streams.feed([audio])
+    with pytest.raises(ValueError, match="batch of 2 streams: feed a list of 2 chunks"):
+        streams.feed(audio)  # one array for two streams: which one?
+    assert repr(streams.state) == before
+
+
+def test_a_list_of_samples_is_one_chunk(tiny_model):
+    audio = speechlike(1.0, 24_000, seed=6)
+    assert steps_of(tiny_model.stream().feed(audio.tolist(), 24_000)) == \
+        steps_of(tiny_model.stream().feed(audio, 24_000))
+    assert tiny_model.stream().feed([], 24_000) == []
+    batch_of_one = tiny_model.stream().feed([audio], 24_000)  # a list of chunks: events per stream
+    assert len(batch_of_one) == 1 and steps_of(batch_of_one[0]) == steps_of(tiny_model.stream().feed(audio))
 
 
 def test_empty_chunk_gives_no_events(tiny_model):
@@ -166,6 +178,17 @@ def test_file_that_cannot_be_decoded_is_named(tiny_model, tmp_path):
         tiny_model.transcribe(tmp_path / "missing.wav")
     with pytest.raises(ValueError, match="sample_rate"):
         tiny_model.transcribe(np.zeros(100))
+    with pytest.raises(ValueError, match=r"cannot decode audio bytes \(16 bytes\)"):
+        tiny_model.transcribe(junk.read_bytes())
+
+
+def test_transcribe_the_bytes_of_a_file(tiny_model, tmp_path):
+    import soundfile as sf
+
+    sf.write(tmp_path / "clip.flac", speechlike(1.5, 16_000, seed=8), 16_000)
+    from_path, from_bytes = tiny_model.transcribe(tmp_path / "clip.flac"), \
+        tiny_model.transcribe((tmp_path / "clip.flac").read_bytes())
+    assert from_bytes.steps["token"].tolist() == from_path.steps["token"].tolist() and from_bytes.text == from_path.text
 
 
 @pytest.mark.parametrize("partial", [0, 700])
