@@ -32,10 +32,15 @@ class CheckpointError(ValueError):
     """A model folder or file that cannot be loaded; the message names the file and the tensor."""
 
 
+def models_dir() -> Path:
+    """Where models are found by name: $DSM_LAB_MODELS if set, else the package's data/models."""
+    env = os.environ.get("DSM_LAB_MODELS")
+    return Path(env) if env else MODELS_DIR
+
+
 def default_model_dir() -> Path:
     """The embedded model shipped in data/models (the first folder there if the default is absent)."""
-    env = os.environ.get("DSM_LAB_MODELS")
-    root = Path(env) if env else MODELS_DIR
+    root = models_dir()
     preferred = root / DEFAULT_MODEL
     if (preferred / "config.json").is_file():
         return preferred
@@ -57,8 +62,8 @@ def resolve(name: str | os.PathLike | None) -> Path:
                               "arbitrary code when loaded; convert the weights to safetensors")
     if path.is_file():
         raise CheckpointError(f"{path}: expected a model folder (config.json + *.safetensors), got a file")
-    if (MODELS_DIR / str(name) / "config.json").is_file():
-        return MODELS_DIR / str(name)
+    if (models_dir() / str(name) / "config.json").is_file():  # a model by name: "dsm-tiny-en-d2"
+        return models_dir() / str(name)
     if str(name).count("/") == 1 and not str(name).startswith((".", "/")):
         from .hub import snapshot
 

@@ -45,6 +45,15 @@ def test_load_options(tiny_model_dir):
         lab.load(tiny_model_dir, alignment="ahead")
 
 
+def test_models_are_found_by_name_in_dsm_lab_models(tiny_model_dir, tmp_path, monkeypatch):
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "mine")
+    with pytest.raises(CheckpointError, match="mine: no such model folder"):
+        lab.load("mine")
+    monkeypatch.setenv("DSM_LAB_MODELS", str(tmp_path / "models"))
+    assert lab.load("mine").cfg == lab.load(tiny_model_dir).cfg
+    assert lab.load().source == str(tmp_path / "models" / "mine")  # the only model there is the default
+
+
 def test_other_dtypes_stream(tiny_model_dir):
     """A model loaded in bf16 / fp16 / fp64 streams (the frontend's spectrum stays fp32) and agrees with fp32."""
     audio = (speechlike(3.0, 48_000, seed=3), 48_000)

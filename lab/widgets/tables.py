@@ -145,9 +145,9 @@ SWEEP_PREFIX = "dsm-tiny-en-d"  # the delay sweep: dsm-tiny-en-d2, -d6, -d12 (on
 
 def sweep_models(prefix: str = SWEEP_PREFIX) -> list[Path]:
     """The delay sweep's model folders in data/models (`<prefix><D>`), in order of D."""
-    from ..checkpoint import MODELS_DIR
+    from ..checkpoint import models_dir
 
-    found = [p.parent for p in MODELS_DIR.glob(f"{prefix}*/config.json") if p.parent.name[len(prefix):].isdigit()]
+    found = [p.parent for p in models_dir().glob(f"{prefix}*/config.json") if p.parent.name[len(prefix):].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(prefix):]))
 
 
