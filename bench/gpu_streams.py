@@ -4,14 +4,16 @@ Our DSM at the 1B size (d 2048, 16 layers, 16 heads, FFN 5632, context 750, 8000
 codebooks), random weights, bf16. For each batch size B (1, 2, 4, ... 512 by default): one step = the
 codebook embedding of a frame of Mimi codes for each stream + `model.step()` over all B streams, with every
 KV ring full (steady state, as after the first 60 s of a stream). The step time is the median over
-`--steps` steps, timed with CUDA events. B streams run in real time while a step takes < 80 ms. Not
-included: the Mimi encoder (audio -> codes) and the Python of `lab.stream` (events, words); Kyutai's server
-also runs Mimi on the GPU, so the real capacity is lower.
+`--steps` steps, timed with CUDA events. B streams run in real time while a step takes < 80 ms. With
+`--mimi`, each step also runs our streaming Mimi encoder (random weights, fp32, as `lab.load` runs it) on one
+80 ms frame of audio per stream, as Kyutai's server does on the GPU: audio in, text token out. Never
+included: the Python of `lab.stream` (events, words).
 
 Needs only torch and this repository:
 
     python bench/gpu_streams.py                  # prints one JSON object (and progress on stderr)
     python bench/gpu_streams.py --sizes 1,64,256 --steps 20 --dtype float16
+    python bench/gpu_streams.py --mimi           # audio in: Mimi encoder + LM step
     python bench/gpu_streams.py --device cpu --tiny   # a smoke run of the script itself, anywhere
 """
 
@@ -30,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from lab.model import DSM, DSMConfig  # noqa: E402
+from lab.mimi import MimiEncoder  # noqa: E402
+from lab.model import DSM, FRAME_SIZE, DSMConfig  # noqa: E402
 
 STT_1B = dict(d_model=2048, num_layers=16, num_heads=16, ffn_hidden=5632, context=750, text_vocab_out=8000,
               text_vocab_in=8001, audio_input="codebooks", n_codebooks=32, codebook_card=2048, delay_frames=7,
@@ -46,10 +49,13 @@ def fill_cache(cache):
     cache.next_pos.fill_(2 * C)
 
 
-def time_batch(model, B: int, steps: int, device) -> dict:
+def time_batch(model, B: int, steps: int, device, mimi: MimiEncoder | None = None) -> dict:
     cache = model.new_cache(B)
     fill_cache(cache)
     codes = torch.randint(0, model.cfg.codebook_card, (B, model.cfg.n_codebooks), device=device)
+    if mimi is not None:
+        mimi_state = mimi.init_state(B)
+        audio = 0.1 * torch.randn(steps + 3, B, FRAME_SIZE, device=device)
     text = torch.full((B,), model.cfg.pad_id, device=device)
     times = []
     with torch.no_grad():
@@ -58,6 +64,8 @@ def time_batch(model, B: int, steps: int, device) -> dict:
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
             t0 = time.perf_counter()
+            if mimi is not None:
+                codes = mimi.encode_step(audio[k], mimi_state)
             logits, _ = model.step(model.frontend.step(codes), text, cache)
             text = logits.argmax(-1)  # as a server does: the next step reads this step's tokens
             if device.type == "cuda":
@@ -84,6 +92,7 @@ def main(argv=None):
     p.add_argument("--device", default="cuda")
     p.add_argument("--tiny", action="store_true", help="a tiny model (to check the script, not the GPU)")
     p.add_argument("--keep-going", action="store_true", help="measure sizes past the first that is too slow")
+    p.add_argument("--mimi", action="store_true", help="audio in: run the Mimi encoder in each step too")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -95,10 +104,14 @@ def main(argv=None):
     with device:  # initialise the random weights where they will live (fast on a GPU, no 4 GB on the host)
         model = DSM(cfg)
     model = model.to(dtype=getattr(torch, args.dtype)).eval()
+    mimi = None
+    if args.mimi:
+        with device:
+            mimi = MimiEncoder().eval()  # fp32, like lab.load: bf16 changes most codes
     rows, error = [], None
     for B in [int(s) for s in args.sizes.split(",")]:
         try:
-            row = time_batch(model, B, args.steps, device)
+            row = time_batch(model, B, args.steps, device, mimi)
         except torch.cuda.OutOfMemoryError as e:
             error = f"batch {B}: out of memory ({str(e).splitlines()[0]})"
             break
@@ -116,7 +129,8 @@ def main(argv=None):
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "cuda": torch.version.cuda, "steps_per_size": args.steps,
         "streams_in_realtime": max((r["batch_size"] for r in rows if r["realtime"]), default=0),
-        "includes": "codebook embedding + model.step (not Mimi, not lab.stream events)",
+        "includes": ("Mimi encoder (fp32) + " if mimi is not None else "") +
+                    "codebook embedding + model.step (not lab.stream events)",
         "rows": rows, "stopped": error,
     }
     print(json.dumps(result))
