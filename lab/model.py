@@ -275,7 +275,9 @@ class DSM(nn.Module):
 
     @property
     def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the model itself; a Kyutai model's Mimi encoder is counted apart (`info.extra`)."""
+        skip = {id(p) for p in self.mimi.parameters()} if self.mimi is not None else set()
+        return sum(p.numel() for p in self.parameters() if id(p) not in skip)
 
     def hook_points(self) -> dict[str, HookPoint]:
         """Every hook point by its stable name, in the order a step reaches them."""
@@ -389,7 +391,8 @@ class DSM(nn.Module):
             delay_frames=cfg.delay_frames, delay_s=cfg.delay_s, context_steps=cfg.context,
             n_params=self.n_params, audio_input=cfg.audio_input, vad_horizons_s=cfg.eot_horizons_s,
             text_vocab=cfg.text_vocab_out, dtype=str(p.dtype).replace("torch.", ""),
-            alignment=self.alignment, source=self.source)
+            alignment=self.alignment, source=self.source,
+            extra={} if self.mimi is None else {"mimi_encoder_params": sum(p.numel() for p in self.mimi.parameters())})
 
     # The user-facing streaming interface lives in lab.stream; these are thin doors to it.
     def stream(self, **kwargs):

@@ -133,6 +133,8 @@ def test_config_and_weights_land_where_moshi_puts_them(stt_folder, moshi_side, l
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith("mimi.")}
     theirs = moshi_side["lm"].state_dict()  # moshi's in-memory names: in_projs.0.weight, ...
     assert len(ours) == len(theirs) and sum(v.numel() for v in ours.values()) == sum(v.numel() for v in theirs.values())
+    assert model.n_params == sum(v.numel() for v in theirs.values())  # the LM's own; Mimi's apart:
+    assert model.info.extra["mimi_encoder_params"] == sum(p.numel() for p in model.mimi.parameters()) > 0
     for name, value in theirs.items():
         assert torch.equal(ours[our_name(name)], value.reshape(ours[our_name(name)].shape)), name
 
