@@ -63,6 +63,26 @@ def cmd_train(args):
     train(TrainConfig(**overrides), resume=args.resume)
 
 
+def cmd_export(args):
+    """A trained model folder -> a folder to ship: weights cast (e.g. fp16, half the size), the training
+    record of the source config kept."""
+    from pathlib import Path
+
+    import torch
+
+    import lab
+    from lab.checkpoint import read_config
+
+    dtype = getattr(torch, args.weights_dtype, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"--weights-dtype {args.weights_dtype!r} is not a torch floating-point dtype")
+    source = lab.checkpoint.resolve(args.src)
+    kept = {k: v for k, v in read_config(source).items() if k not in ("format", "config", "weights", "tokenizer")}
+    out = lab.save(lab.load(source), Path(args.out), extra=kept, weights_dtype=dtype)
+    size = (out / "model.safetensors").stat().st_size / 2**20
+    print(f"wrote {out} ({args.weights_dtype} weights, {size:.1f} MiB)")
+
+
 def cmd_eval(args):
     import lab
     from lab import evaluate
@@ -137,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     tr.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     tr.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("export", help="copy a trained model folder to ship it, weights cast (fp16 by default)")
+    x.add_argument("src", help="model folder (e.g. runs/NAME/model) or name")
+    x.add_argument("out")
+    x.add_argument("--weights-dtype", default="float16")
+    x.set_defaults(func=cmd_export)
 
     e = sub.add_parser("eval", help="WER, emission latency and end-of-turn measures on a folder of items")
     e.add_argument("dir")

@@ -66,3 +66,24 @@ def test_bad_model_exits_2_naming_it(tmp_path, capsys):
     assert main(["transcribe", str(path), "--model", str(tmp_path / "no-model-here")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dsm-lab transcribe: error:") and "no-model-here" in err
+
+
+def test_export_casts_the_weights_and_keeps_the_training_record(tiny_model_dir, tmp_path, capsys):
+    import shutil
+
+    from safetensors import safe_open
+
+    source = shutil.copytree(tiny_model_dir, tmp_path / "run-model")
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "training": {"steps": 123, "seed": 0}}))
+    assert main(["export", str(source), str(tmp_path / "shipped")]) == 0
+    assert "float16 weights" in capsys.readouterr().out
+    shipped = tmp_path / "shipped"
+    assert json.loads((shipped / "config.json").read_text())["training"] == {"steps": 123, "seed": 0}
+    with safe_open(str(shipped / "model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    audio = (speechlike(2.0, 24_000, seed=4), 24_000)
+    full, half = lab.load(source).transcribe(audio), lab.load(shipped).transcribe(audio)
+    assert (full.steps["token"] == half.steps["token"]).mean() > 0.9  # fp16 rounding, nothing more
+    assert main(["export", str(source), str(tmp_path / "x"), "--weights-dtype", "int8"]) == 2
+    assert "int8" in capsys.readouterr().err
