@@ -9,6 +9,7 @@ dataclasses whose fields are all their parameters; `lab.metrics` judges their de
     semantic (kind "semantic"): ThresholdPolicy   one head above a threshold (Kyutai's examples: 2 s head > 0.5)
                                 EMAPolicy         the same on an exponential moving average (attack/release)
                                 HysteresisPolicy  Unmute's: pause above 0.6 on the EMA, speech again below 0.4
+                                VetoedSilencePolicy  a silence timer that waits while the head disagrees
     silence  (kind "silence"):  SilencePolicy     a silence of `min_silence_s` after speech (energy VAD, ours)
     acoustic (kind "acoustic"): SileroPolicy      Silero VAD's end of speech after `min_silence_duration_ms`
 
@@ -265,6 +266,52 @@ class SilencePolicy:
         return silence_decisions(*self.speech(trace), self.min_silence_s)
 
 
+def vetoed_silence_decisions(vad_times_s, is_speech, step_times_s, p_eot, min_silence_s: float,
+                             threshold: float) -> list[float]:
+    """A decision at the first VAD frame where `min_silence_s` of silence has followed speech and the head's
+    latest probability (the last model step at or before that frame: causal) is at least `threshold`; once
+    per silence. While the head disagrees, the silence goes on without a decision."""
+    t, speech = np.asarray(vad_times_s, float), np.asarray(is_speech, dtype=bool)
+    if not len(t):
+        return []
+    last_speech = np.maximum.accumulate(np.where(speech, t, -np.inf))
+    with np.errstate(invalid="ignore"):
+        long_enough = ~speech & np.isfinite(last_speech) & (t - last_speech >= min_silence_s - 1e-9)
+    latest = np.searchsorted(np.asarray(step_times_s, float), t + 1e-9, side="right") - 1
+    p_now = np.where(latest >= 0, np.asarray(p_eot, float)[np.clip(latest, 0, None)], 0.0)
+    silence_run = np.cumsum(speech)  # constant within one silence, new after each speech frame
+    decisions, fired = [], set()
+    for i in np.flatnonzero(long_enough & (p_now >= threshold)):
+        if silence_run[i] not in fired:
+            fired.add(silence_run[i])
+            decisions.append(float(t[i]))
+    return decisions
+
+
+@dataclass(frozen=True)
+class VetoedSilencePolicy:
+    """A silence timer with a semantic veto: end of turn after `min_silence_s` of silence (the energy VAD of
+    SilencePolicy), but only once the head agrees (probability >= `threshold`); inside an unfinished sentence
+    it does not, and the timer waits. The timer sets the latency, the model takes away the cuts in
+    mid-sentence pauses. Kind "semantic": what it adds to the silence baseline is the model's heads."""
+
+    horizon_s: float = 2.0
+    threshold: float = 0.5
+    min_silence_s: float = 0.2
+    kind: ClassVar[str] = "semantic"
+    sweep_param: ClassVar[str] = "min_silence_s"
+    sweep_values: ClassVar[tuple] = SilencePolicy.sweep_values
+
+    @property
+    def name(self) -> str:
+        return f"silence vetoed by {eot_column(self.horizon_s)} < {self.threshold:g}"
+
+    def decide(self, trace: Trace) -> list[float]:
+        vad_times, speech = SilencePolicy().speech(trace)
+        return vetoed_silence_decisions(vad_times, speech, trace.times_s, trace.head(self.horizon_s),
+                                        self.min_silence_s, self.threshold)
+
+
 # ------------------------------------------------------------------------------------------ Silero VAD
 
 SILERO_RATE, SILERO_CHUNK = 16_000, 512  # Silero's input: 32 ms chunks at 16 kHz
@@ -377,12 +424,14 @@ def with_value(policy, value):
 
 
 def default_policies(horizons) -> list:
-    """The policies a lab session compares: a threshold on each head, the EMA and Unmute's hysteresis on
-    the default head, then the silence and Silero baselines. Without heads: the baselines alone."""
+    """The policies a lab session compares: a threshold on each head, the EMA, Unmute's hysteresis and the
+    vetoed silence timer on the default head, then the silence and Silero baselines. Without heads: the
+    baselines alone."""
     semantic = []
     if horizons:
         h = default_horizon(horizons)
-        semantic = [*(ThresholdPolicy(x) for x in horizons), EMAPolicy(h), HysteresisPolicy(h)]
+        semantic = [*(ThresholdPolicy(x) for x in horizons), EMAPolicy(h), HysteresisPolicy(h),
+                    VetoedSilencePolicy(h)]
     return [*semantic, SilencePolicy(), SileroPolicy()]
 
 

@@ -108,6 +108,28 @@ def test_semantic_policy_without_heads_says_so():
     assert [type(p) for p in turns.default_policies(())] == [SilencePolicy, SileroPolicy]
 
 
+def test_vetoed_silence_waits_for_the_head_inside_an_unfinished_sentence():
+    # Energy VAD frames every 20 ms: speech 0-1 s, a pause 1-1.6 s (mid-sentence), speech 1.6-2.4 s, silence.
+    t = np.round(0.02 * np.arange(1, 201), 4)
+    speech = ((t > 0.0) & (t <= 1.0)) | ((t > 1.6) & (t <= 2.4))
+    # The 2 s head (one value per 80 ms step): low through the pause; high from the step at 2.56 s, then it
+    # dips back at 3.2 s and rises again at 3.52 s, all inside the final silence.
+    steps = np.round(0.08 * np.arange(1, 51), 4)
+    p = np.where((steps >= 2.56) & ~((steps >= 3.2) & (steps < 3.52)), 0.9, 0.1)
+    assert turns.silence_decisions(t, speech, 0.2) == [1.2, 2.6]  # the timer alone cuts the pause
+    assert turns.vetoed_silence_decisions(t, speech, steps, p, 0.2, 0.5) == [2.6]  # vetoed at 1.2, once after
+    assert turns.vetoed_silence_decisions(t, speech, steps, p, 0.2, 0.95) == []  # the head never agrees
+    # The head agrees late (2.96 s): the decision waits for it, then comes at the first frame after that step.
+    late = np.where(steps >= 2.96, 0.9, 0.1)
+    assert turns.vetoed_silence_decisions(t, speech, steps, late, 0.2, 0.5) == [2.96]
+    trace = Trace(steps, {2.0: p}, audio=None)
+    trace.cache[("energy", 0.02, -60.0, -35.0, 10.0)] = (t, speech)  # what SilencePolicy().speech would give
+    policy = turns.VetoedSilencePolicy(2.0, threshold=0.5, min_silence_s=0.2)
+    assert policy.decide(trace) == [2.6] and policy.kind == "semantic"
+    assert turns.with_value(policy, 0.3).min_silence_s == 0.3
+    assert turns.VetoedSilencePolicy in [type(x) for x in turns.default_policies((0.5, 1.0, 2.0, 3.0))]
+
+
 def test_silence_decisions_count_silence_after_speech_only():
     t = np.round(0.02 * np.arange(1, 21), 4)
     speech = np.array([0] * 5 + [1] * 5 + [0] * 4 + [1] * 2 + [0] * 4, bool)
