@@ -52,7 +52,9 @@ def bench_model() -> tuple[DSM, str]:
         folder = None
     if folder is not None:
         model = lab.load(folder)
-        return model, f"embedded model {folder} ({model.n_params / 1e6:.1f} M parameters)"
+        root = Path(__file__).resolve().parent.parent  # name it as the repository does, not this machine
+        shown = folder.relative_to(root) if folder.resolve().is_relative_to(root) else folder
+        return model, f"embedded model {shown} ({model.n_params / 1e6:.1f} M parameters)"
     torch.manual_seed(0)
     model = DSM(DSMConfig()).eval()
     with torch.no_grad():  # as tests/conftest.py does: random weights this small never leave PAD, so that
