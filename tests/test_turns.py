@@ -17,7 +17,7 @@ from conftest import make_model
 
 import lab
 import lab.cli
-from lab import evaluate, metrics, turns
+from lab import evaluate, metrics, silero, turns
 from lab.audio import resample
 from lab.events import Word
 from lab.synth import generate_corpus
@@ -219,7 +219,7 @@ def test_silero_finds_the_words_and_follows_its_streaming_rule(baseline_results)
 
     r = max(baseline_results, key=lambda r: len(r.ref_words))
     times, probs = turns.silero_speech_probs(r.trace.audio, 24_000)
-    assert len(list(turns._cache_dir().glob("*.npy"))) == 1  # kept for the next sweep
+    assert len(list(silero._cache_dir().glob("*.npy"))) == 1  # kept for the next sweep
     np.testing.assert_array_equal(SileroPolicy().probs(r.trace)[1], probs)
     inside = np.array([any(w["start"] + 0.05 <= t - 0.032 and t <= w["end"] for w in r.ref_words) for t in times])
     quiet = (times < r.ref_words[0]["start"] - 0.1) | (times > r.turn_end_s + 0.3)
@@ -227,7 +227,7 @@ def test_silero_finds_the_words_and_follows_its_streaming_rule(baseline_results)
 
     # Our decisions from cached probabilities are the VADIterator's "end" events, at the chunk that ends them.
     x16 = torch.from_numpy(resample(r.trace.audio.astype(np.float64), 24_000, 16_000).astype(np.float32))
-    it = VADIterator(turns._silero_model(), min_silence_duration_ms=300)
+    it = VADIterator(silero._silero_model(), min_silence_duration_ms=300)
     ends = [(k + 1) * 512 / 16_000 for k in range(len(x16) // 512) if "end" in (it(x16[k * 512:(k + 1) * 512]) or {})]
     assert ends and SileroPolicy(300).decide(r.trace) == pytest.approx(ends)
 
