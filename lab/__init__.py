@@ -4,17 +4,20 @@
     model = lab.load()                       # the embedded model, offline
     t = model.transcribe("clip.wav")         # Transcript(text, words, steps)
     s = model.stream(); s.feed(chunk, 48000); s.flush()
+    s = model.stream(end_of_turn=lab.VetoedSilenceEndOfTurn())   # live end-of-turn policy of your choice
     with lab.record(model, "blocks.*.attn.pattern", "eot") as rec: ...
 """
 
 from .checkpoint import CheckpointError, load, save
 from .events import EndOfTurn, Step, Transcript, Word
 from .hooks import record
+from .live_turns import ThresholdEndOfTurn, VetoedSilenceEndOfTurn
 from .model import DSM, FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, DSMConfig
 from .stream import Streamer
 
 __all__ = [
     "load", "save", "record", "CheckpointError", "DSM", "DSMConfig", "Streamer", "Step", "Word",
-    "EndOfTurn", "Transcript", "FRAME_RATE", "FRAME_SIZE", "SAMPLE_RATE",
+    "EndOfTurn", "Transcript", "ThresholdEndOfTurn", "VetoedSilenceEndOfTurn", "FRAME_RATE", "FRAME_SIZE",
+    "SAMPLE_RATE",
 ]
 __version__ = "0.1.0"

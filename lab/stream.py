@@ -22,6 +22,7 @@ Either way a step runs when its frame arrives, and `Step.time_s` is the end of t
 
 from __future__ import annotations
 
+import copy
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -31,34 +32,11 @@ import torch
 
 from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
 from .events import EndOfTurn, Step, Transcript, Word, steps_frame
+from .live_turns import ThresholdEndOfTurn
 from .model import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, KVCache
 from .tokenizer import WordAssembler
 
 ALIGNMENTS = ("training", "scripts")
-
-
-class ThresholdEndOfTurn:
-    """Kyutai's example policy: end of turn when one head's probability crosses a threshold.
-
-    Fires once per turn: it re-arms only after a new word has come out.
-    """
-
-    def __init__(self, horizon_s: float = 2.0, threshold: float = 0.5):
-        self.horizon_s, self.threshold = horizon_s, threshold
-        self.name = f"p_eot_{horizon_s:g}s > {threshold:g}"
-        self.armed = False
-
-    def update(self, p_eot: dict[float, float], new_word: bool) -> float | None:
-        if new_word:
-            self.armed = True
-        p = p_eot.get(self.horizon_s)
-        if self.armed and p is not None and p > self.threshold:
-            self.armed = False
-            return p
-        return None
-
-    def reset(self):
-        self.armed = False
 
 
 @dataclass
@@ -73,7 +51,7 @@ class StreamState:
     last_frame_emb: torch.Tensor  # (B, d): the previous frame's embedding
     last_token: torch.Tensor  # (B,): the text token written at the previous step
     words: list[WordAssembler]
-    policies: list[ThresholdEndOfTurn]
+    policies: list  # per slot: its end-of-turn policy (lab.live_turns), or None
     cache: KVCache
     samples_in: list[int] = field(default_factory=list)  # per slot: 24 kHz samples received
 
@@ -96,7 +74,9 @@ class Streamer:
     """B live streams stepped together (B = 1 for `model.stream()`)."""
 
     def __init__(self, model, batch_size: int = 1, alignment: str | None = None, eot_horizon_s: float = 2.0,
-                 eot_threshold: float = 0.5):
+                 eot_threshold: float = 0.5, end_of_turn=None):
+        """`end_of_turn`: a live policy (lab.live_turns) that each stream gets a copy of; by default
+        ThresholdEndOfTurn(eot_horizon_s, eot_threshold), if the model has that head."""
         if model.tokenizer is None:
             raise ValueError("this model has no tokenizer; load it with lab.load() to stream text")
         self.model = model
@@ -105,7 +85,12 @@ class Streamer:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         self.batch_size = batch_size
         self.horizons = model.cfg.eot_horizons_s
-        self._policy_args = (eot_horizon_s, eot_threshold) if eot_horizon_s in self.horizons else None
+        if end_of_turn is None and eot_horizon_s in self.horizons:
+            end_of_turn = ThresholdEndOfTurn(eot_horizon_s, eot_threshold)
+        if end_of_turn is not None and end_of_turn.horizon_s not in self.horizons:
+            raise ValueError(f"end_of_turn policy {end_of_turn.name!r} reads the {end_of_turn.horizon_s:g} s head; "
+                             f"this model's heads: {[f'{h:g} s' for h in self.horizons] or 'none'}")
+        self._policy = end_of_turn
         self.state = self._new_state()
 
     # ------------------------------------------------------------------------------------------- state
@@ -119,10 +104,17 @@ class Streamer:
             last_frame_emb=torch.zeros(B, m.cfg.d_model, dtype=p.dtype, device=p.device),
             last_token=torch.full((B,), m.cfg.initial_text_id, dtype=torch.long, device=p.device),
             words=[self._assembler(i) for i in range(B)],
-            policies=[ThresholdEndOfTurn(*self._policy_args) if self._policy_args else None for _ in range(B)],
+            policies=[self._new_policy() for _ in range(B)],
             cache=m.new_cache(B),
             samples_in=[0] * B,
         )
+
+    def _new_policy(self):
+        if self._policy is None:
+            return None
+        policy = copy.deepcopy(self._policy)
+        policy.reset()
+        return policy
 
     def _assembler(self, i):
         return WordAssembler(self.model.tokenizer, FRAME_RATE, self.delay_s, stream=i)
@@ -247,15 +239,16 @@ class Streamer:
             s.last_token = torch.where(mask, tokens, s.last_token)
         tokens_out, p_out = tokens.tolist(), p_eot.tolist()  # waits for the device: compute_ms is the whole step
         compute_ms = (time.perf_counter() - t0) * 1000
-        return [self._events(i, positions[i], tokens_out[i], p_out[i], compute_ms) if active[i] else []
-                for i in range(self.batch_size)]
+        return [self._events(i, positions[i], tokens_out[i], p_out[i], compute_ms, frames[i].numpy())
+                if active[i] else [] for i in range(self.batch_size)]
 
     def _time_s(self, step: int) -> float:
         """Stream time at which `step` could run: the end of its frame, in the time of the audio fed
         (the silence prefix does not count)."""
         return round((step + 1) / FRAME_RATE - self.model.cfg.silence_prefix_s, 4)
 
-    def _events(self, i: int, step: int, token: int, p_eot: list[float], compute_ms: float) -> list:
+    def _events(self, i: int, step: int, token: int, p_eot: list[float], compute_ms: float,
+                frame: np.ndarray) -> list:
         s, tok = self.state, self.model.tokenizer
         time_s = self._time_s(step)
         probs = dict(zip(self.horizons, p_eot))
@@ -265,9 +258,8 @@ class Streamer:
             out.append(word)
         policy = s.policies[i]
         if policy is not None:
-            p = policy.update(probs, new_word=tok.is_text(token))
-            if p is not None:
-                out.append(EndOfTurn(time_s, p, policy.name, stream=i))
+            for t, p in policy.update(time_s, probs, tok.is_text(token), frame):
+                out.append(EndOfTurn(t, p, policy.name, stream=i))
         return out
 
     def __repr__(self):

@@ -259,6 +259,17 @@ def test_live_transcriber_on_a_file_flushes_and_shows_words(embedded_model):
     assert fig.axes[0].get_title() and fig.axes[0].get_xlabel()
 
 
+def test_live_transcriber_with_the_vetoed_silence_policy(embedded_model):
+    clip = sample("turn")  # two sentences: one end of turn at the end
+    policy = lab.VetoedSilenceEndOfTurn(horizon_s=2.0, threshold=0.7, min_silence_s=0.45)
+    live = LiveTranscriber(embedded_model, Microphone("file", file=clip.wav, speed=8), end_of_turn=policy)
+    assert (live.horizon_s, live.threshold) == (2.0, 0.7)  # the meter draws the policy's head and threshold
+    live.start()
+    assert live.wait(60) and live.state.error is None
+    assert set(clip.text.split()) <= set(live.words_frame().word)
+    assert live.streamer.state.policies[0].name == policy.name and len(live.flushes_frame()) >= 1
+
+
 def test_errors_in_the_model_loop_are_shown(embedded_model):
     bad = np.zeros(1920, dtype=np.int8)  # the streamer takes int16/int32/float samples only
     live = LiveTranscriber(embedded_model, Microphone("file", file=sample("weather").wav))

@@ -53,14 +53,18 @@ class EndOfTurnMeter(anywidget.AnyWidget):
 class LiveTranscriber(W.VBox):
     """A microphone, the model in a thread, and its views: transcript, end-of-turn meter, flush indicator.
 
-    `horizon_s` / `threshold`: the end-of-turn policy (the streamer's: that head above the threshold);
-    `flush_on_eot`: call `streamer.flush()` on each decision and time it; `window_s`: seconds the meter shows.
+    `horizon_s` / `threshold`: the end-of-turn policy (the streamer's: that head above the threshold), or
+    `end_of_turn`: any live policy of lab.live_turns (e.g. VetoedSilenceEndOfTurn); `flush_on_eot`: call
+    `streamer.flush()` on each decision and time it; `window_s`: seconds the meter shows.
     """
 
     def __init__(self, model, microphone: Microphone | None = None, *, horizon_s: float = 2.0,
                  threshold: float = 0.5, flush_on_eot: bool = True, window_s: float = 10.0,
-                 refresh_s: float = 0.2, alignment: str | None = None):
+                 refresh_s: float = 0.2, alignment: str | None = None, end_of_turn=None):
         self.model = model
+        self.end_of_turn = end_of_turn  # a lab.live_turns policy; None: threshold on the `horizon_s` head
+        if end_of_turn is not None:  # the meter draws the policy's own head and threshold
+            horizon_s, threshold = end_of_turn.horizon_s, end_of_turn.threshold
         self.mic = microphone if microphone is not None else Microphone("auto")
         self.horizon_s, self.threshold = float(horizon_s), float(threshold)
         self.flush_on_eot, self.window_s, self.refresh_s = flush_on_eot, window_s, refresh_s
@@ -85,6 +89,7 @@ class LiveTranscriber(W.VBox):
 
     def _new_state(self):
         self.streamer = self.model.stream(eot_horizon_s=self.horizon_s, eot_threshold=self.threshold,
+                                          end_of_turn=self.end_of_turn,
                                           **({"alignment": self.alignment} if self.alignment else {}))
         cfg = self.model.cfg
         self.state = LiveState(cfg.eot_horizons_s, cfg.delay_frames, self.horizon_s, self.threshold)
