@@ -55,11 +55,14 @@ def plot_eot_trace(result=None, decisions: dict | None = None, *, trace=None, wo
         ax.plot(trace.times_s, trace.p_eot[h], lw=1.4, label=eot_column(h))
     if not trace.horizons:
         ax.text(0.5, 0.5, "no end-of-turn heads in this model", ha="center", transform=ax.transAxes)
-    colors = iter(["black", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
-    for label, times in (decisions or {}).items():
-        c = next(colors, "black")
+    # Decision lines must not share a look with each other or with the heads (tab:blue..red): ten colours,
+    # then the same ten with another dash pattern.
+    palette = ["black", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "navy",
+               "darkgoldenrod", "teal"]
+    for k, (label, times) in enumerate((decisions or {}).items()):
+        c, ls = palette[k % len(palette)], ["--", "-.", ":"][k // len(palette) % 3]
         for i, t in enumerate(times):
-            ax.axvline(t, color=c, ls="--", lw=1.1, label=f"decision: {label}" if i == 0 else None)
+            ax.axvline(t, color=c, ls=ls, lw=1.1, label=f"decision: {label}" if i == 0 else None)
             ax.plot([t], [1.0], marker="v", color=c, ms=7, clip_on=False)
     handles, _ = ax.get_legend_handles_labels()
     kinds = sorted({p["kind"] for p in pauses})
