@@ -21,7 +21,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # notebook -> (parameters for CI, at least this many figures, at least this many tables)
 CASES = {
     "01_delayed_streams.ipynb": ({"N_CLIPS": 2, "MAX_ROWS": 12}, 3, 5),
-    "02_live_microphone.ipynb": ({"SOURCE": "file", "SPEED": 4.0, "WAIT_S": 60}, 1, 2),
+    "02_live_microphone.ipynb": ({"SOURCE": "file", "SPEED": 4.0, "WAIT_S": 60, "MIN_SILENCE_S": 0.45,
+                                  "THRESHOLD": 0.7}, 1, 2),
     "03_turn_detection.ipynb": ({"N_ITEMS": 8}, 3, 2),
     "04_latency.ipynb": ({"N_CLIPS": 2, "FLUSH_DELAYS": (2, 6), "TRIALS": 2, "BATCH_SIZES": (1, 4),
                           "BATCH_STEPS": 3}, 4, 3),
