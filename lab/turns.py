@@ -224,12 +224,18 @@ def energy_vad(audio: np.ndarray, sample_rate: int, frame_s: float = 0.02, floor
     return (np.arange(len(frames)) + 1) * frame_s, level_db > threshold
 
 
-def silence_decisions(times_s, is_speech, min_silence_s: float, start_s: float = 0.0) -> list[float]:
-    """A decision at the first frame where `min_silence_s` of silence has followed speech, once per silence."""
+def long_silence(times_s, is_speech, min_silence_s: float) -> np.ndarray:
+    """Per VAD frame: has at least `min_silence_s` of silence followed speech by the end of this frame?"""
     t, speech = np.asarray(times_s, float), np.asarray(is_speech, dtype=bool)
     last_speech = np.maximum.accumulate(np.where(speech, t, -np.inf)) if len(t) else t
     with np.errstate(invalid="ignore"):  # before any speech last_speech is -inf: never long enough
-        long_enough = ~speech & np.isfinite(last_speech) & (t - last_speech >= min_silence_s - 1e-9)
+        return ~speech & np.isfinite(last_speech) & (t - last_speech >= min_silence_s - 1e-9)
+
+
+def silence_decisions(times_s, is_speech, min_silence_s: float, start_s: float = 0.0) -> list[float]:
+    """A decision at the first frame where `min_silence_s` of silence has followed speech, once per silence."""
+    t = np.asarray(times_s, float)
+    long_enough = long_silence(t, is_speech, min_silence_s)
     fire = long_enough & ~np.concatenate([[False], long_enough[:-1]])
     return [float(x) for x in t[fire] if x >= start_s]
 
@@ -272,9 +278,7 @@ def vetoed_silence_decisions(vad_times_s, is_speech, step_times_s, p_eot, min_si
     t, speech = np.asarray(vad_times_s, float), np.asarray(is_speech, dtype=bool)
     if not len(t):
         return []
-    last_speech = np.maximum.accumulate(np.where(speech, t, -np.inf))
-    with np.errstate(invalid="ignore"):
-        long_enough = ~speech & np.isfinite(last_speech) & (t - last_speech >= min_silence_s - 1e-9)
+    long_enough = long_silence(t, speech, min_silence_s)
     latest = np.searchsorted(np.asarray(step_times_s, float), t + 1e-9, side="right") - 1
     p_now = np.where(latest >= 0, np.asarray(p_eot, float)[np.clip(latest, 0, None)], 0.0)
     silence_run = np.cumsum(speech)  # constant within one silence, new after each speech frame
