@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import CheckpointError, diagnose_safetensors
 from .model import DSM, DSMConfig
 from .tokenizer import Tokenizer
 
@@ -26,10 +27,6 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 MODELS_DIR = DATA_DIR / "models"
 DEFAULT_MODEL = "dsm-tiny-en"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
-class CheckpointError(ValueError):
-    """A model folder or file that cannot be loaded; the message names the file and the tensor."""
 
 
 def models_dir() -> Path:
@@ -91,36 +88,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot read safetensors ({_diagnose_safetensors(path)}): {e}") from e
-
-
-def _diagnose_safetensors(path: Path) -> str:
-    """Why a safetensors file does not load, naming the first tensor cut off where the header is readable.
-
-    The layout: 8 bytes (little-endian header length), a JSON header {name: {dtype, shape, data_offsets}},
-    then the data; offsets count from the end of the header.
-    """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            return f"truncated: {size} bytes, not even the 8-byte header length"
-        n = int.from_bytes(head, "little")
-        if n > size - 8:
-            return f"truncated or corrupt: the header claims {n} bytes, the file has {size}"
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return "corrupt header"
-    available = size - 8 - n
-    try:
-        entries = sorted((int(v["data_offsets"][1]), name) for name, v in header.items() if name != "__metadata__")
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
-        return "corrupt header"
-    for end, name in entries:
-        if end > available:
-            return f"truncated: tensor {name!r} needs bytes up to {end}, the data section has {available}"
-    return "corrupt"
+        raise CheckpointError(f"{path}: cannot read safetensors ({diagnose_safetensors(path)}): {e}") from e
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path,

@@ -58,7 +58,7 @@ def _missing(folder: Path, patterns: list[str]) -> list[str]:
 def _fetch(repo_id: str, patterns: list[str]) -> Path:
     from huggingface_hub import snapshot_download
 
-    from .checkpoint import CheckpointError
+    from .errors import CheckpointError
 
     try:
         local = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))

@@ -64,7 +64,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, _diagnose_safetensors
+from .errors import CheckpointError, diagnose_safetensors
 from .mimi import CARD as MIMI_CARD
 from .mimi import N_CODEBOOKS as MIMI_CODEBOOKS
 from .mimi import MimiCheckpointError, MimiEncoder
@@ -205,7 +205,7 @@ def read_header(weights: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         with safe_open(str(weights), framework="pt") as f:
             return {n: (f.get_slice(n).get_dtype(), tuple(f.get_slice(n).get_shape())) for n in f.keys()}
     except Exception as e:  # safetensors raises its own error classes, OSError, ValueError...
-        raise CheckpointError(f"{weights}: cannot read safetensors ({_diagnose_safetensors(weights)}): {e}") from e
+        raise CheckpointError(f"{weights}: cannot read safetensors ({diagnose_safetensors(weights)}): {e}") from e
 
 
 def our_name(kyutai_name: str) -> str | None:
