@@ -25,7 +25,7 @@ What a slot costs and what it does not:
 
 from __future__ import annotations
 
-from .model import SAMPLE_RATE
+from .config import SAMPLE_RATE
 from .stream import Streamer
 
 

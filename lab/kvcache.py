@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from .model import DSMConfig
+    from .config import DSMConfig
 
 
 class KVCache:

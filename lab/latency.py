@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
+from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from .events import EndOfTurn, Step, Word
-from .model import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 
 FRAME_S = 1 / FRAME_RATE  # 0.08 s
 VARIANTS = ("none", "flush", "unmute")

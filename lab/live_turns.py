@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .model import FRAME_SIZE, SAMPLE_RATE
+from .config import FRAME_SIZE, SAMPLE_RATE
 
 
 class ThresholdEndOfTurn:

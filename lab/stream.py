@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
+from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from .events import EndOfTurn, Step, Transcript, Word, steps_frame
+from .kvcache import KVCache
 from .live_turns import ThresholdEndOfTurn
-from .model import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, KVCache
 from .tokenizer import WordAssembler
 
 ALIGNMENTS = ("training", "scripts")

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from ..config import FRAME_RATE
 from ..hooks import record
-from ..model import FRAME_RATE
 
 ENVELOPE_POINTS = 800  # waveform min/max pairs sent to the page
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import FRAME_RATE
+from ..config import FRAME_RATE
 
 HEAD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..model import FRAME_RATE
+from ..config import FRAME_RATE
 
 REALTIME_MS = 1000 / FRAME_RATE
 

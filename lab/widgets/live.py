@@ -27,7 +27,7 @@ import numpy as np
 import traitlets
 
 from ..audio import StreamingResampler, to_mono_float
-from ..model import SAMPLE_RATE
+from ..config import SAMPLE_RATE
 from .microphone import Microphone
 from .sources import AudioSource
 from .state import LiveState

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..config import FRAME_RATE
 from ..events import EndOfTurn, Step, Word
-from ..model import FRAME_RATE
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import FRAME_RATE
 from ..metrics import emission_latencies, match_words, percentiles, wer
-from ..model import FRAME_RATE
 
 
 @dataclass
