@@ -109,9 +109,9 @@ def cmd_eval(args):
 
 
 def cmd_turns(args):
-    from lab.turns import run_cli
+    from lab.evaluate import turns_cli
 
-    return run_cli(args)
+    return turns_cli(args)
 
 
 def cmd_bench(args):

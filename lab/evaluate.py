@@ -36,14 +36,6 @@ class ItemResult:
     pauses: list[dict] = field(default_factory=list)  # {"start", "end", "kind": mid_turn | end_of_turn}
     trace: turns.Trace | None = None  # what the end-of-turn policies see (audio with its tail)
 
-    @property
-    def vad_times_s(self) -> np.ndarray:  # the energy VAD of the silence baseline, kept for older callers
-        return turns.SilencePolicy().speech(self.trace)[0]
-
-    @property
-    def vad_speech(self) -> np.ndarray:
-        return turns.SilencePolicy().speech(self.trace)[1]
-
 
 def pad_tail(audio: np.ndarray, sample_rate: int, tail_s: float, tail: str = "noise", seed: int = 0):
     """`audio` followed by `tail_s` seconds of the speaker staying quiet: white noise at the recording's
@@ -113,14 +105,6 @@ def sweep(results: list[ItemResult], policy, values=None) -> pd.DataFrame:
         rows.append({"policy": policy.name, "kind": p.kind, "value": float(v), **turns.params(p),
                      **metrics.summarize_turns(outcomes(results, p))})
     return pd.DataFrame(rows)
-
-
-def semantic_outcomes(results, horizon_s: float, threshold: float):
-    return outcomes(results, turns.ThresholdPolicy(horizon_s, threshold))
-
-
-def silence_outcomes(results, min_silence_s: float):
-    return outcomes(results, turns.SilencePolicy(min_silence_s))
 
 
 THRESHOLDS = turns.ThresholdPolicy.sweep_values
@@ -211,3 +195,29 @@ def early_cuts(results: list[ItemResult], policy, window_s: float = 0.4) -> pd.D
     columns = ["item", "turn", "policy", "decision_s", "turn_end_s", "early_by_s", "cut_in", "word", "pause_start_s",
                "pause_end_s", "pause_s", "silence_so_far_s", "said_so_far", "transcript_so_far", "still_to_say"]
     return pd.DataFrame(rows, columns=columns + [c for c in (rows[0] if rows else {}) if c not in columns])
+
+
+def turns_cli(args) -> int:
+    """`dsm-lab turns DIR [--model M] [--limit N] [--json]`: sweep every default policy over a folder of items."""
+    import json
+    import sys
+
+    from .checkpoint import load
+
+    model = load(args.model)
+    if not model.cfg.eot_horizons_s:
+        print(f"dsm-lab turns: {model.cfg.name}: {turns.NO_HEADS}; running the baselines only", file=sys.stderr)
+    results = run_items(model, args.dir, limit=args.limit, progress=not args.json)
+    keys = ("early_cut_rate", "latency_p50_s", "latency_p90_s", "miss_rate")
+    for policy in turns.default_policies(model.cfg.eot_horizons_s):
+        table = sweep(results, policy)
+        if not args.json:
+            print(f"\n{policy.name} ({policy.kind}), sweeping {policy.sweep_param}:")
+            print(table[[policy.sweep_param, *keys]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            continue
+        for row in table.to_dict("records"):  # NaN (no latency: every turn cut or missed) -> null
+            print(json.dumps({"policy": policy.name, "kind": policy.kind,
+                              "params": turns.params(turns.with_value(policy, row["value"])),
+                              **{k: round(row[k], 4) if np.isfinite(row[k]) else None for k in keys},
+                              "turns": int(row["turns"])}), flush=True)
+    return 0

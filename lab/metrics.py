@@ -125,14 +125,6 @@ def summarize_turns(outcomes: list[TurnOutcome]) -> dict[str, float]:
             "miss_rate": float(np.mean([o.missed for o in outcomes]))}
 
 
-def crossings(times_s, values, threshold: float, start_s: float = 0.0) -> list[float]:
-    """Times where `values` rises above `threshold` (a decision each time), ignoring those before start_s."""
-    v = np.asarray(values, dtype=float) > threshold
-    t = np.asarray(times_s, dtype=float)
-    rising = v & ~np.concatenate([[False], v[:-1]])
-    return [float(x) for x in t[rising] if x >= start_s]
-
-
 def flush_latency(decision_s: float, last_word_emitted_s: float) -> float:
     """Time from the end-of-turn decision to the turn's final word (negative: the word came first)."""
     return last_word_emitted_s - decision_s

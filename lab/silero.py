@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:
-    from .turns import Trace
+    from .trace import Trace
 
 SILERO_RATE, SILERO_CHUNK = 16_000, 512  # Silero's input: 32 ms chunks at 16 kHz
 

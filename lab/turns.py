@@ -20,89 +20,16 @@ before the policy has seen speech at all, so a silence before the first word is 
 
 from __future__ import annotations
 
-import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
 from .events import eot_column
-from .model import FRAME_RATE, SAMPLE_RATE
 from .silero import SileroPolicy, silero_end_decisions, silero_speech_probs  # noqa: F401 (the baseline, here too)
-
-NO_HEADS = ("this model has no end-of-turn heads (cfg.eot_horizons_s is empty): the semantic policies need "
-            "them; the silence and acoustic baselines (SilencePolicy, SileroPolicy) still work")
-
-
-# ----------------------------------------------------------------------------------------------- traces
-
-
-@dataclass
-class Trace:
-    """One stream as a policy sees it. Decisions are stream times in seconds, like `times_s`."""
-
-    times_s: np.ndarray  # (T,) stream time at which each model step could run (Step.time_s)
-    p_eot: dict[float, np.ndarray]  # horizon (s) -> (T,) probability that nobody speaks within the horizon
-    audio: np.ndarray | None = None  # mono PCM the stream heard, for the acoustic baselines
-    sample_rate: int = SAMPLE_RATE
-    name: str = ""
-    cache: dict = field(default_factory=dict, repr=False)  # per-trace features, computed once for sweeps
-
-    @classmethod
-    def from_steps(cls, steps, audio=None, sample_rate: int = SAMPLE_RATE, name: str = "") -> Trace:
-        """From `Transcript.steps` (a DataFrame with time_s and p_eot_{h}s columns); with `audio`, only the
-        steps within it (transcribe's flush steps past the end are dropped)."""
-        if audio is not None:  # steps past the audio are the flush's, not something a live stream sees
-            steps = steps[steps["time_s"] <= len(audio) / sample_rate + 1e-6]
-        heads = {float(c[len("p_eot_"):-1]): steps[c].to_numpy(float) for c in steps.columns
-                 if c.startswith("p_eot_") and c.endswith("s")}
-        return cls(steps["time_s"].to_numpy(float), heads, audio, sample_rate, name)
-
-    @property
-    def horizons(self) -> tuple[float, ...]:
-        return tuple(sorted(self.p_eot))
-
-    def head(self, horizon_s: float) -> np.ndarray:
-        if not self.p_eot:
-            raise ValueError(NO_HEADS)
-        if horizon_s not in self.p_eot:
-            raise ValueError(f"no end-of-turn head with horizon {horizon_s:g} s; this trace has "
-                             f"{[f'{h:g} s' for h in self.horizons]}")
-        return self.p_eot[horizon_s]
-
-    def smoothed(self, horizon_s: float, attack_s: float, release_s: float, initial: float) -> np.ndarray:
-        key = ("ema", horizon_s, attack_s, release_s, initial)
-        if key not in self.cache:
-            self.cache[key] = ema(self.head(horizon_s), self.times_s, attack_s, release_s, initial)
-        return self.cache[key]
-
-
-def default_horizon(horizons) -> float:
-    """The head policies use unless told: 2 s (Kyutai's and Unmute's choice) if present, else the longest."""
-    if not horizons:
-        raise ValueError(NO_HEADS)
-    return 2.0 if 2.0 in horizons else max(horizons)
-
+from .trace import NO_HEADS, Trace, default_horizon, ema  # noqa: F401 (what policies read, importable from here)
 
 # ---------------------------------------------------------------------------------------- semantic VAD
-
-
-def ema(values, times_s, attack_s: float, release_s: float, initial: float = 1.0) -> np.ndarray:
-    """Exponential moving average with separate half-lives (seconds) for rising and falling values, as in
-    Unmute: `attack_s` when the value goes up (towards "pause"), `release_s` when it comes down (speech).
-
-    Each update moves a fraction 1 - 2**(-dt / half_life) of the way to the new value; a half-life of 0
-    follows the values exactly.
-    """
-    values, times_s = np.asarray(values, float), np.asarray(times_s, float)
-    dt = np.diff(times_s, prepend=times_s[0] - 1 / FRAME_RATE) if len(times_s) else times_s
-    out, v = np.empty_like(values), float(initial)
-    for i, (x, d) in enumerate(zip(values, dt)):
-        half_life = attack_s if x > v else release_s
-        alpha = 1.0 if half_life <= 0 else 1.0 - 2.0 ** (-d / half_life)
-        v += alpha * (x - v)
-        out[i] = v
-    return out
 
 
 def hysteresis_decisions(times_s, values, above: float, below: float, warmup_steps: int = 0) -> list[float]:
@@ -119,12 +46,6 @@ def hysteresis_decisions(times_s, values, above: float, below: float, warmup_ste
             decisions.append(float(t))
             armed = False
     return decisions
-
-
-def threshold_decisions(times_s, p_eot, threshold: float, start_s: float = 0.0) -> list[float]:
-    """One head above `threshold`, re-armed each time it falls back below; decisions before `start_s`
-    are dropped. The function form of `ThresholdPolicy`."""
-    return [t for t in hysteresis_decisions(times_s, p_eot, threshold, threshold) if t >= start_s]
 
 
 @dataclass(frozen=True)
@@ -339,30 +260,3 @@ def default_policies(horizons) -> list:
         semantic = [*(ThresholdPolicy(x) for x in horizons), EMAPolicy(h), HysteresisPolicy(h),
                     VetoedSilencePolicy(h)]
     return [*semantic, SilencePolicy(), SileroPolicy()]
-
-
-def run_cli(args) -> int:
-    """`dsm-lab turns DIR [--model M] [--limit N] [--json]`: sweep every default policy over a folder of items."""
-    import json
-
-    import lab
-
-    from . import evaluate
-
-    model = lab.load(args.model)
-    if not model.cfg.eot_horizons_s:
-        print(f"dsm-lab turns: {model.cfg.name}: {NO_HEADS}; running the baselines only", file=sys.stderr)
-    results = evaluate.run_items(model, args.dir, limit=args.limit, progress=not args.json)
-    keys = ("early_cut_rate", "latency_p50_s", "latency_p90_s", "miss_rate")
-    for policy in default_policies(model.cfg.eot_horizons_s):
-        table = evaluate.sweep(results, policy)
-        if not args.json:
-            print(f"\n{policy.name} ({policy.kind}), sweeping {policy.sweep_param}:")
-            print(table[[policy.sweep_param, *keys]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-            continue
-        for row in table.to_dict("records"):  # NaN (no latency: every turn cut or missed) -> null
-            print(json.dumps({"policy": policy.name, "kind": policy.kind,
-                              "params": params(with_value(policy, row["value"])),
-                              **{k: round(row[k], 4) if np.isfinite(row[k]) else None for k in keys},
-                              "turns": int(row["turns"])}), flush=True)
-    return 0

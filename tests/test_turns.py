@@ -52,7 +52,6 @@ def test_threshold_fires_on_each_rise_after_speech():
     # 0-1: above but nobody spoke yet (disarmed); 4: first rise; 7: rises again after 6; 8 == 0.5 is not above
     assert ThresholdPolicy(2.0, 0.5).decide(tr) == [at(4), at(7)]  # 8 sits at 0.5: neither re-arms nor fires
     assert ThresholdPolicy(2.0, 0.75).decide(tr) == [at(5), at(9)]
-    assert turns.threshold_decisions(tr.times_s, tr.p_eot[2.0], 0.5, start_s=at(5)) == [at(7)]
 
 
 def test_warmup_steps_are_ignored():
@@ -282,7 +281,7 @@ def test_dsm_lab_turns_json_lines(tiny_model_dir, synth_items, tmp_path):
 
 def test_model_without_heads_runs_the_baselines(tokenizer_path, synth_items, tmp_path, capsys):
     folder = lab.save(make_model(tokenizer_path, eot_horizons_s=()), tmp_path / "no-heads", tokenizer_path)
-    assert turns.run_cli(Namespace(dir=str(synth_items), model=str(folder), limit=2, json=True)) == 0
+    assert evaluate.turns_cli(Namespace(dir=str(synth_items), model=str(folder), limit=2, json=True)) == 0
     out = capsys.readouterr()
     assert "no end-of-turn heads" in out.err
     kinds = {json.loads(line)["kind"] for line in out.out.splitlines()}
