@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
@@ -23,6 +24,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def reference_or_skip(module: str):
+    """Import the reference implementation a parity test compares against (Kyutai's moshi). Where it is
+    missing the tests skip on a developer's machine, but fail under CI (the CI environment variable set):
+    there a skip would count a parity check that never ran."""
+    if not in_ci():
+        return pytest.importorskip(module)
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{module} is missing and CI is set: the parity tests against it must run ({e})") from e
 
 
 WORDS = ("set a timer for five minutes what is the weather in paris turn on the lights please "

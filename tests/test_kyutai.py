@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import reference_or_skip
 from kyutai_fixtures import (
     MIMI_FILENAME,
     STT_TOKENIZER,
@@ -32,7 +33,7 @@ import lab
 from lab import CheckpointError
 from lab.kyutai import Float32Mimi, our_name
 
-pytest.importorskip("moshi")
+reference_or_skip("moshi")
 
 N_FRAMES = 112  # 8.96 s, against a context of 24 steps: the LM's ring wraps four times
 FRAME = 1920

@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
+from conftest import reference_or_skip
 from kyutai_fixtures import MIMI_FILENAME, moshi_mimi, write_random_mimi
 from safetensors.torch import load_file, save_file
 
 from lab.mimi import FRAME_SIZE, N_CODEBOOKS, MimiCheckpointError, MimiEncoder, MimiState
 
-pytest.importorskip("moshi")
+reference_or_skip("moshi")
 
 # 140 frames = 280 transformer steps (11.2 s): past the 250-step attention window, so the key/value
 # ring wraps and the window slides for the last 15 frames.
