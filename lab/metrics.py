@@ -1,6 +1,8 @@
 """The measures of dsm-lab, defined once and used everywhere (evaluation, turn lab, latency lab, notebooks).
 
 - WER: word error rate against reference words (jiwer), after lower-casing and stripping punctuation.
+- Word matching (which hypothesis word is which reference word, for latencies and timestamps): the same
+  jiwer alignment, so a word counted correct by the WER is the word whose latency is measured.
 - Emission latency of a word: the stream time at which it was emitted minus the reference end of the word.
 - End of turn, per turn: an *early cut* is a decision before the reference end of the turn's last word
   (inside a mid-turn pause or inside speech); the *detection latency* is the first decision at or after that
@@ -41,15 +43,21 @@ def wer(references: list[str] | str, hypotheses: list[str] | str) -> float:
     return errors / sum(len(r.split()) for r, _ in pairs)
 
 
-def match_words(ref_words: list[str], hyp_words: list[str]) -> list[tuple[int, int]]:
-    """(ref index, hyp index) of the words that the alignment says are equal."""
-    from difflib import SequenceMatcher
+def _tokens(words: list[str], side: str) -> list[str]:
+    """One alignment token per word: normalized, inner spaces joined ("e-mail" normalizes to "e mail"), and a
+    word that is only punctuation made a token that matches nothing."""
+    return [normalize(w).replace(" ", "_") or f"<{side}{i}>" for i, w in enumerate(words)]
 
-    a, b = [normalize(w) for w in ref_words], [normalize(w) for w in hyp_words]
-    pairs = []
-    for block in SequenceMatcher(a=a, b=b, autojunk=False).get_matching_blocks():
-        pairs += [(block.a + k, block.b + k) for k in range(block.size)]
-    return pairs
+
+def match_words(ref_words: list[str], hyp_words: list[str]) -> list[tuple[int, int]]:
+    """(ref index, hyp index) of the words that jiwer's alignment, the one `wer` counts edits on, says are equal."""
+    import jiwer
+
+    if not ref_words or not hyp_words:
+        return []
+    out = jiwer.process_words(" ".join(_tokens(ref_words, "ref")), " ".join(_tokens(hyp_words, "hyp")))
+    return [(c.ref_start_idx + k, c.hyp_start_idx + k) for c in out.alignments[0] if c.type == "equal"
+            for k in range(c.ref_end_idx - c.ref_start_idx)]
 
 
 def emission_latencies(ref: list[dict], hyp: list) -> np.ndarray:
