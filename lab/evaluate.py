@@ -52,40 +52,61 @@ def pad_tail(audio: np.ndarray, sample_rate: int, tail_s: float, tail: str = "no
     return np.concatenate([audio, noise.astype(audio.dtype)])
 
 
-def run_items(model, folder: str | Path, tail_s: float = 3.0, limit: int | None = None, progress=False,
-              tail: str = "noise") -> list[ItemResult]:
-    """Stream every item of `folder` through `model` (None: no model, for the baselines alone)."""
+def item_paths(source: str | Path | list, limit: int | None = None) -> list[Path]:
+    """The items (NAME.json) of a folder, in name order, or a given list of their paths; the first `limit`."""
+    paths = sorted(Path(source).glob("*.json")) if isinstance(source, (str, Path)) else [Path(p) for p in source]
+    if not paths:
+        raise ValueError(f"no items (*.json) in {source}")
+    return paths[:limit]
+
+
+def each_item(source, limit: int | None = None, progress: bool = False):
+    """(name, audio, meta) for every item of `source` (see item_paths), read and checked by synth.load_item:
+    the one loop that every evaluation (WER, turn lab, latency lab, the notebooks' tables) runs over."""
     from .synth import load_item
 
-    paths = sorted(Path(folder).glob("*.json"))[:limit]
-    if not paths:
-        raise ValueError(f"no items (*.json) in {folder}")
-    results = []
-    iterator = paths
+    paths = item_paths(source, limit)
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(paths, unit="item")
-    for p in iterator:
+
+        paths = tqdm(paths, unit="item")
+    for p in paths:
         audio, meta = load_item(p)
+        yield p.stem, audio, meta
+
+
+def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, progress=False,
+              tail: str = "noise", alignment: str | None = None) -> list[ItemResult]:
+    """Stream every item of `source` (a folder or a list of NAME.json paths) through `model` (None: no model,
+    for the baselines alone), each followed by `tail_s` of the speaker staying quiet."""
+    results = []
+    for name, audio, meta in each_item(source, limit, progress):
         rate = meta["sample_rate"]
-        padded = pad_tail(audio, rate, tail_s, tail, seed=zlib.crc32(p.stem.encode()))
+        padded = pad_tail(audio, rate, tail_s, tail, seed=zlib.crc32(name.encode()))
         words = meta["words"]
         if model is not None:
-            t = model.transcribe((padded, rate))
+            t = model.transcribe((padded, rate), alignment=alignment)
             text, hyp, steps = t.text, t.words, t.steps
         else:
             text, hyp, steps = "", [], pd.DataFrame({"step": [], "time_s": []})
-        trace = turns.Trace.from_steps(steps, padded, rate, p.stem)
-        results.append(ItemResult(p.stem, " ".join(w["text"] for w in words), text, words, hyp, steps,
-                                  words[0]["start"], words[-1]["end"], meta["turns"], meta["pauses"], trace))
+        trace = turns.Trace.from_steps(steps, padded, rate, name)
+        results.append(ItemResult(name, " ".join(w["text"] for w in words), text, words, hyp, steps,
+                                  words[0]["start"], words[-1]["end"], meta["turns"], meta["pauses"],
+                                  trace))
     return results
 
 
 def transcription_summary(results: list[ItemResult]) -> dict:
+    """WER, emission latency p50/p90 and the mean timestamp error (|model start - reference start|) of the
+    words matched by metrics.match_words."""
     lat = np.concatenate([metrics.emission_latencies(r.ref_words, r.words) for r in results])
+    ts_err = [abs(r.words[j].start_s - r.ref_words[i]["start"]) for r in results
+              for i, j in metrics.match_words([w["text"] for w in r.ref_words], [w.text for w in r.words])]
     p = metrics.percentiles(lat)
-    return {"items": len(results), "wer": metrics.wer([r.reference for r in results], [r.hypothesis for r in results]),
-            "emission_latency_p50_s": p["p50"], "emission_latency_p90_s": p["p90"]}
+    return {"items": len(results), "words": sum(len(r.ref_words) for r in results),
+            "wer": metrics.wer([r.reference for r in results], [r.hypothesis for r in results]),
+            "emission_latency_p50_s": p["p50"], "emission_latency_p90_s": p["p90"],
+            "timestamp_error_s": float(np.mean(ts_err)) if ts_err else float("nan")}
 
 
 # ------------------------------------------------------------------------------------------ end of turn

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -270,16 +269,11 @@ def run_items(model, paths, chunk_s: float = FRAME_S, decision_delay_s: float = 
               progress: bool = False) -> dict[str, pd.DataFrame]:
     """The latency lab over synth items (NAME.json paths): DataFrames `words` (per word), `turns` (per turn,
     decision and variant), `steps` (per step compute) and `items` (per item: real-time factor and lag)."""
-    from .synth import load_item
+    from .evaluate import each_item
 
     words, turns, steps, items = [], [], [], []
-    iterator = paths
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(paths, unit="item")
-    for path in iterator:
-        audio, meta = load_item(path)
-        rate, name = meta["sample_rate"], Path(path).stem
+    for name, audio, meta in each_item(paths, progress=progress):
+        rate = meta["sample_rate"]
         full = replay(model, audio, rate, chunk_s)
         words.append(word_latencies(full, meta["words"]).assign(item=name))
         kinds = ("reference", "model") if model_decision else ("reference",)

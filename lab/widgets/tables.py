@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import FRAME_RATE
-from ..metrics import emission_latencies, match_words, percentiles, wer
+from ..metrics import match_words
 
 
 @dataclass
@@ -110,21 +110,13 @@ def word_table(reference: list[dict], words) -> pd.DataFrame:
 
 
 def evaluate(model, clips: list[Sample], alignment: str | None = None, tail_s: float = 3.0) -> dict:
-    """WER, timestamp error and emission latency of `model` over `clips`: one streaming pass each, the clip
-    followed by `tail_s` of its own noise floor (the speaker quiet), as lab.evaluate.run_items measures."""
-    from ..evaluate import pad_tail
+    """WER, timestamp error and emission latency of `model` over `clips`: lab.evaluate.run_items on their
+    files (one streaming pass each, the clip followed by `tail_s` of its own noise floor)."""
+    from ..evaluate import run_items, transcription_summary
 
-    refs, hyps, ts_err, lat = [], [], [], []
-    for c in clips:
-        t = model.transcribe((pad_tail(c.audio, c.sample_rate, tail_s), c.sample_rate), alignment=alignment)
-        refs.append(c.text)
-        hyps.append(t.text)
-        pairs = match_words([w["text"] for w in c.words], [w.text for w in t.words])
-        ts_err += [abs(t.words[j].start_s - c.words[i]["start"]) for i, j in pairs]
-        lat += list(emission_latencies(c.words, t.words))
-    p = percentiles(lat)
-    return {"wer": wer(refs, hyps), "timestamp_error_s": float(np.mean(ts_err)) if ts_err else float("nan"),
-            "latency_p50_s": p["p50"], "latency_p90_s": p["p90"], "words": sum(len(c.words) for c in clips)}
+    s = transcription_summary(run_items(model, [c.json for c in clips], tail_s=tail_s, alignment=alignment))
+    return {"wer": s["wer"], "timestamp_error_s": s["timestamp_error_s"], "latency_p50_s": s["emission_latency_p50_s"],
+            "latency_p90_s": s["emission_latency_p90_s"], "words": s["words"]}
 
 
 def alignment_table(model_source, clips: list[Sample]) -> pd.DataFrame:
