@@ -37,6 +37,7 @@ lab: setup
 
 test: setup
 	$(VENV)/bin/ruff check lab tests bench
+	$(PY) bench/report.py --check
 	NO_TORCH_COMPILE=1 OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q --durations=15
 
 bench: setup

@@ -1,0 +1,256 @@
+"""The tables of bench/README.md, generated from the committed result files in bench/results.
+
+Each table sits between two markers in the README,
+
+    <!-- report:NAME -->
+    ... generated, do not edit by hand ...
+    <!-- /report:NAME -->
+
+and NAME is one of TABLES below, which says which result file it reads. Re-run a benchmark script, then
+
+    python bench/report.py           # rewrite every table from the result files
+    python bench/report.py --check   # exit 1 if a table and its result file disagree (CI runs this)
+
+A focused script's file (e.g. results/latency_batch.jsonl from bench/batch_streams.py), once committed, takes
+the place of the rows of the same benchmark in `dsm-lab bench`'s results/latency_bench.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOCS = [BENCH / "README.md"]
+BLOCK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
+
+
+def jsonl(name: str) -> list[dict]:
+    return [json.loads(line) for line in (RESULTS / name).read_text().splitlines() if line.strip()]
+
+
+def rows_of(benchmark: str, *files: str) -> tuple[list[dict], str]:
+    """The rows of one benchmark from the first of `files` that exists and has them, and that file's name."""
+    for f in files:
+        if (RESULTS / f).is_file():
+            rows = [r for r in jsonl(f) if r.get("benchmark") == benchmark]
+            if rows:
+                return rows, f
+    raise FileNotFoundError(f"no rows of benchmark {benchmark!r} in any of {', '.join(files)} under {RESULTS}")
+
+
+def machine(file: str) -> str:
+    m = next((r for r in jsonl(file) if r.get("benchmark") == "machine"), None)
+    if m is None:
+        return ""
+    return (f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, load average {m['load_avg_1min']:.1f} at the "
+            f"start; {m.get('model', '')}")
+
+
+def table(header: list[str], rows: list[list], align: str | None = None) -> str:
+    align = align or "-" + "r" * (len(header) - 1)  # "-": left, "r": right (numbers)
+    marks = ["---" if a == "-" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def source(file: str, extra: str = "") -> str:
+    return f"\n\nSource: `results/{file}`{extra}."
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def batch_table() -> str:
+    rows, f = rows_of("batch", "latency_batch.jsonl", "latency_bench.jsonl")
+    columns = sorted({(r["dtype"], r["threads"]) for r in rows}, key=lambda k: (k[0] != "float32", k[1]))
+    by = {(r["dtype"], r["threads"], r["batch_size"]): r for r in rows}
+    header = ["B"]
+    for dtype, threads in columns:
+        name = "fp32" if dtype == "float32" else "bf16" if dtype == "bfloat16" else dtype
+        header += [f"{name}, {threads} thread{'s' * (threads > 1)}", "(model)"]
+    body = []
+    for b in sorted({r["batch_size"] for r in rows}):
+        cells = [b]
+        for dtype, threads in columns:
+            r = by.get((dtype, threads, b))
+            step = "" if r is None else f"{r['step_ms_p50']:.1f}" + ("" if r["realtime"] else " (too slow)")
+            cells += [step, "" if r is None else f"{r['model_step_ms_p50']:.1f}"]
+        body.append(cells)
+    return table(header, body) + source(f, f" ({machine(f)})" if machine(f) else "")
+
+
+def flush_table() -> str:
+    rows, f = rows_of("flush", "latency_flush.jsonl", "latency_bench.jsonl")
+    body = [[r["delay_frames"], f"{r['flush_ms']:.1f}", f"{r['floor_ms']:.1f}", f"{r['ratio_to_floor']:.2f}",
+             f"{r['wait_ms']:.0f}", f"{r['unmute_frames']}, {r['unmute_ms']:.1f}"] for r in rows]
+    header = ["D", "flush() ms", "floor (D + 1) x step", "ratio", "wait D x 80 ms", "Unmute variant (frames, ms)"]
+    return table(header, body) + source(f)
+
+
+def hooks_table() -> str:
+    (r, *_), f = rows_of("hook_overhead", "hook_overhead.jsonl", "latency_bench.jsonl")
+    ms = r["median_step_ms"]
+    body = [["hooks, nothing recorded", f"{ms['hooks']:.3f} ms ({r['overhead_nothing_recorded_pct']:+.2f} % vs no-op)"],
+            ["HookPoint.fire = no-op", f"{ms['no-op']:.3f} ms"],
+            ["every attention pattern recorded",
+             f"{ms['attention']:.3f} ms ({r['overhead_attention_recorded_pct']:+.1f} %)"],
+            ["direct estimate: one empty fire() x hook points a step",
+             f"{r['fire_cost_us']:.3f} us x {r['hook_points']} = {r['estimated_overhead_pct']:.2f} %"]]
+    return table(["variant", "median step"], body, "-r") + source(f, f", {r['steps_per_variant']} steps per variant")
+
+
+def stt1b_table() -> str:
+    rows, f = rows_of("stt_1b_size", "latency_stt1b.jsonl", "latency_bench.jsonl")
+    body = [["fp32" if r["dtype"] == "float32" else "bf16", r["threads"], f"{r['step_ms_p50']:.0f} ms",
+             f"{r['rtf']:.2f}x", f"{r['weights_mb']:.0f} MB", f"{r['kv_cache_mb']:.0f} MB",
+             f"{r['rss_mb'] / 1024:.1f} GB (peak {r['peak_rss_mb'] / 1024:.1f} GB)"] for r in rows]
+    header = ["dtype", "threads", "step p50", "real-time factor", "weights", "KV cache (1 stream, 750 steps)",
+              "resident set"]
+    return table(header, body, "-rrrrrr") + source(f)
+
+
+def targets_table() -> str:
+    (single, *_), f = rows_of("single_stream", "latency_bench.jsonl")
+    batch, fb = rows_of("batch", "latency_batch.jsonl", "latency_bench.jsonl")
+    fp32 = [r for r in batch if r["dtype"] == "float32"]
+    threads = max(r["threads"] for r in fp32)
+    ok = [r for r in fp32 if r["threads"] == threads and r["realtime"]]
+    best = max(ok, key=lambda r: r["batch_size"])
+    largest = max(r["batch_size"] for r in fp32 if r["threads"] == threads)
+    flush, ff = rows_of("flush", "latency_flush.jsonl", "latency_bench.jsonl")
+    d6 = next(r for r in flush if r["delay_frames"] == 6)
+    ratios = [r["ratio_to_floor"] for r in flush]
+    (hook, *_), fh = rows_of("hook_overhead", "hook_overhead.jsonl", "latency_bench.jsonl")
+    body = [
+        ["single stream, real-time factor (80 ms chunks, offline, 1 thread)", ">= 25x",
+         f"**{single['rtf']:.1f}x** (step p50 {single['step_ms_p50']:.2f} ms, p99 {single['step_ms_p99']:.2f} ms; "
+         f"{single['audio_s']:.0f} s of audio)", f"`results/{f}` `single_stream`"],
+        ["streams in real time, batched (median step < 80 ms)", ">= 200",
+         f"**{best['batch_size']}** ({best['step_ms_p50']:.1f} ms, fp32, {threads} threads; largest size measured "
+         f"{largest})", f"`results/{fb}` `batch`"],
+        ["flush latency / ((D + 1) x median step), D = 6", "<= 1.2",
+         f"**{d6['ratio_to_floor']:.2f}** ({d6['flush_ms']:.1f} ms vs floor {d6['floor_ms']:.1f} ms; "
+         f"{min(ratios):.2f} to {max(ratios):.2f} for D = {flush[0]['delay_frames']}..{flush[-1]['delay_frames']})",
+         f"`results/{ff}` `flush`"],
+        ["hook overhead, nothing recorded", "<= 2 %",
+         f"**{hook['overhead_nothing_recorded_pct']:+.2f} %** (direct estimate {hook['estimated_overhead_pct']:.2f} %)",
+         f"`results/{fh}` `hook_overhead`"],
+    ]
+    return table(["measure", "target", "measured", "result file"], body, "----")
+
+
+def md_tables(path: Path) -> list[list[dict]]:
+    """The markdown tables of a result file, each as a list of rows (dicts by header)."""
+    tables, current, header = [], None, None
+    for line in path.read_text().splitlines():
+        if not line.startswith("|"):
+            current = header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header, current = cells, []
+            tables.append(current)
+        elif not set("".join(cells)) <= set("-: "):
+            current.append(dict(zip(header, cells)))
+    return tables
+
+
+def latency_lab_table() -> str:
+    words, steps, flush = md_tables(RESULTS / "latency_lab.md")[:3]
+    body = [[f"emission latency, {w['clock']}, s", w["p50"], w["p90"], w["max"]] for w in words]
+    s = steps[0]
+    body.append(["step compute (frontend + model), ms", s["step_ms_p50"], s["step_ms_p90"], s["step_ms_max"]])
+    out = table(["", "p50", "p90", "max"], body)
+    out += (f"\n\nReal-time factor {float(s['rtf_mean']):.1f}x (mean over items); the simulated server fell at most "
+            f"{s['max_lag_s']} s behind.\n\nFlush, per turn: end-of-turn decision -> the turn's final word delivered, "
+            "seconds (p50 / p90), and in how many turns that word was recognised:\n\n")
+    by = {(r["decision"], r["variant"]): r for r in flush}
+    rows = []
+    for decision, label in (("reference", "at the reference end of the turn (perfect VAD)"),
+                            ("model", "the model's own EndOfTurn")):
+        cells = [label]
+        for v in ("none", "flush", "unmute"):
+            r = by[(decision, v)]
+            cells.append(f"{r['latency_p50_s']} / {r['latency_p90_s']} ({r['final_word_out']}/{r['turns']})")
+        rows.append(cells)
+    out += table(["decision", "no flush", "`flush()`", "Unmute variant"], rows)
+    return out + source("latency_lab.md", "; per turn: `results/latency_turns.csv`")
+
+
+def gpu_table() -> str:
+    body = []
+    for path in sorted(RESULTS.glob("gpu_streams_*.json")):
+        r = json.loads(path.read_text())
+        steps = {row["batch_size"]: row["step_ms_p50"] for row in r["rows"]}
+        shown = [b for b in (1, 64, 400, 512, 640) if b in steps] or sorted(steps)  # a "large" run: its own sizes
+        ok = [row for row in r["rows"] if row.get("realtime")]
+        best = max(ok, key=lambda row: row["batch_size"]) if ok else None
+        stopped = f"; stopped: {r['stopped'].split(' (')[0]}" if r.get("stopped") else ""
+        body.append([r["device"], "Mimi + LM" if "mimi" in path.stem else "LM only",
+                     " / ".join(f"{steps[b]:.1f}" for b in shown) + f" ms (B = {' / '.join(map(str, shown))})",
+                     ("none" if best is None else f"**{r['streams_in_realtime']}** ({best['step_ms_p50']:.1f} ms)")
+                     + stopped,
+                     f"`results/{path.name}`"])
+    return table(["card", "step", "step p50", "streams in real time (< 80 ms a step), largest measured", "result file"],
+                 body, "-----")
+
+
+def synth_speed_table() -> str:
+    rows, f = rows_of("synth_speed", "synth_speed.jsonl")
+    body = [[r["workers"], r["items"], f"{r['items_per_s']:.1f}", f"{r['audio_s_per_wall_s']:.0f}x",
+             f"{r['minutes_for_10000']:.1f} min"] for r in rows]
+    return table(["workers", "items", "items/s", "audio per wall second", "10,000 items"], body) + source(f)
+
+
+def delay_sweep_table() -> str:
+    (rows, *_) = md_tables(RESULTS / "delay_sweep.md")
+    keys = ["model", "D (frames)", "items", "WER %", "latency p50 (s)", "latency p90 (s)"]
+    return table(keys, [[r[k] for k in keys] for r in rows]) + source("delay_sweep.md", " (the corpus and command)")
+
+
+TABLES = {"targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
+          "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table, "synth-speed": synth_speed_table,
+          "delay-sweep": delay_sweep_table}
+
+
+def render(text: str) -> str:
+    def fill(m):
+        if m["name"] not in TABLES:
+            raise KeyError(f"unknown table {m['name']!r}; known: {', '.join(TABLES)}")
+        return m.group(1) + TABLES[m["name"]]() + "\n" + m.group(4)
+
+    return BLOCK.sub(fill, text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="fail if a table differs from its result file")
+    p.add_argument("docs", nargs="*", type=Path, default=DOCS)
+    args = p.parse_args(argv)
+    stale = []
+    for doc in args.docs:
+        text = doc.read_text()
+        new = render(text)
+        if new == text:
+            continue
+        if args.check:
+            stale += [f"{doc}: {m['name']}" for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new))
+                      if m.group(0) != n.group(0)]
+        else:
+            doc.write_text(new)
+            print(f"rewrote {doc}")
+    if stale:
+        print("tables that disagree with their result files (run `python bench/report.py`):\n  " + "\n  ".join(stale),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
