@@ -57,6 +57,7 @@ def _missing(folder: Path, patterns: list[str]) -> list[str]:
 
 def _fetch(repo_id: str, patterns: list[str]) -> Path:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     from .errors import CheckpointError
 
@@ -65,7 +66,7 @@ def _fetch(repo_id: str, patterns: list[str]) -> Path:
         missing = _missing(local, patterns)
         if not missing:
             return local
-    except Exception:  # not cached, or cached incompletely: huggingface_hub has several error classes for it
+    except LocalEntryNotFoundError:  # not in the cache; any other error (a bad repo id, a broken cache) is raised
         local, missing = None, patterns
     if offline():
         what = "not in the Hugging Face cache" if local is None else f"incomplete in the cache (no {missing[0]})"
