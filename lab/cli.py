@@ -42,11 +42,16 @@ def cmd_synth(args):
     from pathlib import Path
 
     from lab.synth import generate_corpus
+    from lab.synth.corpus import resolve_voices
+    from lab.synth.engines import EngineUnavailable
 
     exclude = tuple(args.exclude_voice or ())
-    voices = args.voice or None
+    try:
+        voices = resolve_voices(args.engines, args.voice)
+    except (ValueError, EngineUnavailable) as e:
+        raise SystemExit(f"dsm-lab synth: error: {e}") from None
     paths = generate_corpus(Path(args.out), args.n, args.seed, voices=voices, exclude_voices=exclude,
-                            workers=args.workers, progress=not args.json)
+                            workers=args.workers, progress=not args.json, sentences=args.sentences)
     if args.json:
         _print_json({"items": len(paths), "out": str(args.out), "seed": args.seed})
     else:
@@ -60,6 +65,8 @@ def cmd_train(args):
 
     known = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in known and v is not None}
+    if "holdout" in overrides:
+        overrides["holdout"] = tuple(overrides["holdout"])
     train(TrainConfig(**overrides), resume=args.resume)
 
 
@@ -137,13 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="one JSON object a line")
     t.set_defaults(func=cmd_transcribe)
 
-    s = sub.add_parser("synth", help="make a synthetic corpus of turns with exact word timings (espeak-ng)")
+    s = sub.add_parser("synth", help="make a synthetic corpus of turns with exact word timings (several engines)")
     s.add_argument("--n", type=int, required=True, help="number of items")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--voice", action="append", help="only this voice (repeatable)")
+    s.add_argument("--engines", default=None,
+                   help="comma-separated engines whose voices to use: espeak,festival,piper (default: espeak's "
+                        "voices); freetts is the held-out engine, flite is refused")
+    s.add_argument("--voice", action="append", help="only this voice (repeatable): en+f3, festival:slt, piper:joe")
     s.add_argument("--exclude-voice", action="append", help="leave this voice out (repeatable)")
     s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--sentences", choices=["grammar", "swap", "shuffle"], default=None,
+                   help="one kind of sentence only, for test sets (default: the grammar/swap/shuffle mix)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_synth)
 
@@ -155,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("max_steps", int), ("minutes", float), ("seed", int), ("name", str),
                        ("threads", int)]:
         tr.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+    tr.add_argument("--holdout", action="append", default=None,
+                    help="a val/test corpus folder: training items sharing a sentence with it are left out "
+                         "(repeatable)")
+    tr.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                    help="no lab.augment (speed, rooms, microphones, babble, masks): gain and white noise only")
     tr.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     tr.set_defaults(func=cmd_train)
 

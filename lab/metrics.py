@@ -11,6 +11,9 @@
   a silence. Aggregates: early-cut rate per turn, latency p50/p90 over the turns neither cut nor missed,
   miss rate.
 - Flush latency: time from the end-of-turn decision to the turn's final word being emitted.
+- Question marks: F1 of the words written with a final "?", over the jiwer alignment (a "?" on a word the
+  model got wrong counts as a miss and a false alarm). Capitals: the share of matched words written with the
+  reference's case. WER ignores both; these say whether the model writes as Kyutai's STT writes.
 """
 
 from __future__ import annotations
@@ -58,6 +61,23 @@ def match_words(ref_words: list[str], hyp_words: list[str]) -> list[tuple[int, i
     out = jiwer.process_words(" ".join(_tokens(ref_words, "ref")), " ".join(_tokens(hyp_words, "hyp")))
     return [(c.ref_start_idx + k, c.hyp_start_idx + k) for c in out.alignments[0] if c.type == "equal"
             for k in range(c.ref_end_idx - c.ref_start_idx)]
+
+
+def punctuation_counts(ref_written: list[str], hyp_words: list[str]) -> dict[str, int]:
+    """Counts for question-mark F1 and capitalisation over one item (sum them over a test set)."""
+    pairs = match_words(ref_written, hyp_words)
+    ref_q = {i for i, w in enumerate(ref_written) if w.endswith("?")}
+    hyp_q = {j for j, w in enumerate(hyp_words) if w.endswith("?")}
+    tp = sum(1 for i, j in pairs if i in ref_q and j in hyp_q)
+    same_case = sum(1 for i, j in pairs if ref_written[i].strip(".?,!") == hyp_words[j].strip(".?,!"))
+    return {"q_tp": tp, "q_fp": len(hyp_q) - tp, "q_fn": len(ref_q) - tp, "matched": len(pairs),
+            "same_case": same_case}
+
+
+def question_f1(counts: dict[str, int]) -> float:
+    """F1 of "?" from summed `punctuation_counts` (nan when there is no question on either side)."""
+    tp, fp, fn = counts["q_tp"], counts["q_fp"], counts["q_fn"]
+    return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
 
 
 def emission_latencies(ref: list[dict], hyp: list) -> np.ndarray:

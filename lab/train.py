@@ -9,8 +9,12 @@ activity in the next h seconds" (Kyutai's semantics), class 1 otherwise. After t
 a turn that ended stays ended.
 
 Teacher forcing with corrupted text inputs (the model must also cope with its own mistakes when it streams),
-augmentation redrawn at every batch (gain, noise, a sub-frame shift so that words fall anywhere within a
-frame), AdamW with warm-up and cosine decay, a fixed seed, checkpoints and resume (safetensors only).
+augmentation redrawn at every batch (`lab.augment`: speed, rooms, microphones, telephone band, noise and
+babble, masking; here: gain and a sub-frame shift so that words fall anywhere within a frame), AdamW with
+warm-up and cosine decay, a fixed seed, checkpoints and resume (safetensors only).
+
+The text targets are the words as a transcript writes them (the corpus's `written` field: capitals, "." and
+"?"), so the model learns punctuation from the audio: a question is heard in its intonation.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augment import AugmentConfig, Augmenter
 from .checkpoint import save
 from .model import DSM, FRAME_RATE, FRAME_SIZE, DSMConfig
 from .tokenizer import Tokenizer, train_tokenizer
@@ -55,6 +60,8 @@ class TrainConfig:
     max_tail_s: float = 3.0  # extra silence after an item, drawn from [0, max_tail_s]
     max_seconds: float = 10.0  # longer items are left out (cropping one would cut its turn)
     seed: int = 0
+    augment: bool = True  # lab.augment on every item (off: gain, white noise and shift only, as before)
+    holdout: tuple[str, ...] = ()  # folders whose sentences are dropped from training (val and test sets)
     ckpt_every_s: float = 300.0
     threads: int = 0  # torch threads (0: torch's default, one per core)
     name: str = "dsm-tiny-en"
@@ -77,21 +84,43 @@ class Item:
     words: list[tuple[str, float, float]]  # text, start_s, end_s
 
 
-def load_corpus(folder: str | Path, max_seconds: float) -> list[Item]:
+def sentence_key(text: str) -> str:
+    """A sentence as compared across splits: lower case, letters and spaces only."""
+    return " ".join("".join(c for c in text.lower() if c.isalpha() or c == " ").split())
+
+
+def corpus_sentences(folder: str | Path) -> set[str]:
+    """Every sentence spoken in a corpus folder (by `sentence_key`)."""
+    out = set()
+    for p in Path(folder).glob("*.json"):
+        meta = json.loads(p.read_text())
+        out.update(sentence_key(s) for s in meta.get("sentences") or [meta.get("text", "")])
+    return out
+
+
+def load_corpus(folder: str | Path, max_seconds: float, holdout: tuple[str, ...] = (), log=None) -> list[Item]:
+    """The items of a corpus folder; those that share a sentence with a `holdout` folder are left out."""
     import soundfile as sf
 
     items = []
     paths = sorted(Path(folder).glob("*.json"))
     if not paths:
         raise ValueError(f"no items (*.json) in corpus folder {folder}")
+    held = set().union(*(corpus_sentences(h) for h in holdout)) if holdout else set()
+    dropped = 0
     for p in paths:
         meta = json.loads(p.read_text())
         if meta["duration"] > max_seconds:
             continue
+        if held and any(sentence_key(s) in held for s in meta.get("sentences") or []):
+            dropped += 1
+            continue
         audio, rate = sf.read(str(p.with_name(meta["audio"])), dtype="int16")
         if rate != 24_000:
             raise ValueError(f"{p}: corpus audio must be 24 kHz, got {rate}")
-        items.append(Item(audio, [(w["text"], w["start"], w["end"]) for w in meta["words"]]))
+        items.append(Item(audio, [(w.get("written", w["text"]), w["start"], w["end"]) for w in meta["words"]]))
+    if log and holdout:
+        log(f"left out {dropped} training items sharing a sentence with {', '.join(map(str, holdout))}")
     return sorted(items, key=lambda it: len(it.audio))  # by length, for batches of similar lengths
 
 
@@ -127,6 +156,12 @@ class Batches:
     def __init__(self, items: list[Item], tokenizer: Tokenizer, cfg: TrainConfig, seed: int):
         self.items, self.tok, self.cfg = items, tokenizer, cfg
         self.rng = np.random.default_rng(seed)
+        self.augment = None
+        if cfg.augment:
+            def babble_source(rng):
+                return self.items[rng.integers(len(self.items))].audio.astype(np.float32) / 32768.0
+
+            self.augment = Augmenter(AugmentConfig(), np.random.default_rng(seed + 1), pool=babble_source)
 
     def __call__(self):
         cfg, rng = self.cfg, self.rng
@@ -134,6 +169,8 @@ class Batches:
         window = min(len(self.items), 8 * cfg.batch_size)
         first = rng.integers(len(self.items) - window + 1)
         chosen = [self.items[first + i] for i in rng.integers(window, size=cfg.batch_size)]
+        if self.augment is not None:
+            chosen = [Item(*self.augment(it.audio.astype(np.float32) / 32768.0, it.words)) for it in chosen]
         shifts = rng.integers(0, FRAME_SIZE, size=len(chosen))
         # Some extra silence after the turn: a stream goes on after the speaker stops, and the model must
         # keep writing PAD there (without it, it invents words in long silences).
@@ -144,12 +181,12 @@ class Batches:
         text = np.zeros((len(chosen), n_steps), dtype=np.int64)
         eot = np.zeros((len(chosen), n_steps, len(cfg.eot_horizons_s)), dtype=np.int64)
         for b, (item, shift) in enumerate(zip(chosen, shifts)):
-            x = item.audio.astype(np.float32) / 32768.0 * 10 ** (rng.uniform(-12, 6) / 20)
+            x = _as_float(item.audio) * 10 ** (rng.uniform(-12, 6) / 20)
             audio[b, shift: shift + len(x)] = x
             words = [(w, s + shift / 24_000, e + shift / 24_000) for w, s, e in item.words]
             text[b], _ = text_targets(words, self.tok, n_steps, cfg.delay_frames)
             eot[b] = eot_targets(words, n_steps, cfg.eot_horizons_s)
-        # Noise at a random SNR against the batch item's speech level.
+        # A floor of white noise at a random SNR against the item's level (lab.augment adds the real noises).
         level = np.sqrt((audio**2).mean(1, keepdims=True)) + 1e-5
         snr_db = rng.uniform(15, 45, size=(len(chosen), 1))
         audio += (rng.standard_normal(audio.shape) * level * 10 ** (-snr_db / 20)).astype(np.float32)
@@ -161,6 +198,36 @@ class Batches:
                 audio[b, last_end + int(rng.uniform(0.05, 1.0) * 24_000):] = 0.0
         return (torch.from_numpy(audio).view(len(chosen), n_steps, FRAME_SIZE), torch.from_numpy(text),
                 torch.from_numpy(eot))
+
+
+def _as_float(audio: np.ndarray) -> np.ndarray:
+    return audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
+
+
+class Prefetch:
+    """Makes the next batch in a thread while the model trains on this one (numpy and scipy release the GIL)."""
+
+    def __init__(self, make):
+        import queue
+        import threading
+
+        self.make, self.queue = make, queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                self.queue.put(("ok", self.make()))
+            except Exception as e:  # noqa: BLE001 - re-raised in the training loop
+                self.queue.put(("error", e))
+                return
+
+    def __call__(self):
+        kind, value = self.queue.get()
+        if kind == "error":
+            raise value
+        return value
 
 
 def corrupt_inputs(text_in: torch.Tensor, p: float, vocab: int, pad_id: int, gen: torch.Generator):
@@ -229,7 +296,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     if not tok_path.exists():
         from .synth.grammar import sample_texts, vocabulary
 
-        train_tokenizer(sample_texts(20_000, seed=cfg.seed) + vocabulary(), tok_path, cfg.vocab_size)
+        vocab = vocabulary()
+        texts = sample_texts(20_000, seed=cfg.seed, written=True) + vocab + [w.capitalize() for w in vocab]
+        train_tokenizer(texts, tok_path, cfg.vocab_size)
     tok = Tokenizer(tok_path)
     model = DSM(cfg.model_config(cfg.vocab_size))
     model.tokenizer = tok
@@ -242,8 +311,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         info = _load_train_state(run, opt)
         step, elapsed = info["step"], info["elapsed_s"]
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
-    items = load_corpus(cfg.corpus, cfg.max_seconds)
-    batches = Batches(items, tok, cfg, seed=cfg.seed * 1000 + step)
+    items = load_corpus(cfg.corpus, cfg.max_seconds, tuple(cfg.holdout), log=log)
+    batches = Prefetch(Batches(items, tok, cfg, seed=cfg.seed * 1000 + step))
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log(f"{len(items)} items, {model.n_params / 1e6:.2f} M parameters, budget {cfg.minutes} min")

@@ -3,6 +3,7 @@ measures share with it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lab import metrics
@@ -50,3 +51,18 @@ def test_emission_latency_of_matched_words():
     ref = [{"text": "call", "start": 0.1, "end": 0.4}, {"text": "mom", "start": 0.5, "end": 0.8}]
     hyp = [Word("call", 0.08, 0.4, 0.96), Word("tom", 0.48, 0.8, 1.36)]
     assert metrics.emission_latencies(ref, hyp).tolist() == pytest.approx([0.56])
+
+
+def test_question_mark_f1_and_capitals_over_the_alignment():
+    ref = ["What", "time", "is", "it?", "Call", "Tom."]
+    # "it?" right, a "?" on a wrong word (a miss and a false alarm), "tom" in the wrong case.
+    hyp = ["What", "time", "is", "it?", "Fall?", "tom."]
+    c = metrics.punctuation_counts(ref, hyp)
+    assert (c["q_tp"], c["q_fp"], c["q_fn"]) == (1, 1, 0)
+    assert c["matched"] == 5 and c["same_case"] == 4
+    assert metrics.question_f1(c) == 2 / 3
+    # No "?" anywhere: F1 is undefined, not 1 or 0.
+    assert np.isnan(metrics.question_f1(metrics.punctuation_counts(["Hello."], ["Hello."])))
+    # A question written as a statement is a miss.
+    c = metrics.punctuation_counts(["Is", "it", "on?"], ["Is", "it", "on."])
+    assert (c["q_tp"], c["q_fn"]) == (0, 1) and metrics.question_f1(c) == 0.0

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .engines import EngineUnavailable, check_voice, engine_voices
 from .turn import SAMPLE_RATE, VOICES, synthesize_turn
 
 
@@ -51,16 +52,16 @@ def write_item(out_dir: Path, name: str, audio: np.ndarray, meta: dict) -> Path:
     return path
 
 
-def _make_item(job: tuple[str, int, int, int, tuple[str, ...]]) -> str:
-    out_dir, seed, index, width, voices = job
-    audio, meta = synthesize_turn(item_seed(seed, index), voices=list(voices))
+def _make_item(job: tuple[str, int, int, int, tuple[str, ...], str | None]) -> str:
+    out_dir, seed, index, width, voices, sentences = job
+    audio, meta = synthesize_turn(item_seed(seed, index), voices=list(voices), sentences=sentences)
     meta.update(index=index, corpus_seed=seed)
     return str(write_item(Path(out_dir), f"synth_{index:0{width}d}", audio, meta))
 
 
 def generate_corpus(out_dir, n: int, seed: int, voices: Sequence[str] | None = None,
                     exclude_voices: Iterable[str] = (), workers: int | None = None,
-                    progress: bool = True) -> list[Path]:
+                    progress: bool = True, sentences: str | None = None) -> list[Path]:
     """Write ``n`` items to ``out_dir`` and return their JSON paths, in index order.
 
     ``voices`` (default ``VOICES``) minus ``exclude_voices`` is the pool each item draws its
@@ -84,7 +85,9 @@ def generate_corpus(out_dir, n: int, seed: int, voices: Sequence[str] | None = N
         workers = 1 if n < 64 else (os.cpu_count() or 1)
     n, workers = int(n), min(int(n), int(workers))
     width = max(6, len(str(n - 1)))
-    jobs = [(str(out), int(seed), i, width, pool) for i in range(n)]
+    if sentences is not None and sentences not in ("grammar", "swap", "shuffle"):
+        raise ValueError(f"sentences must be grammar, swap or shuffle (or None for the mix), got {sentences!r}")
+    jobs = [(str(out), int(seed), i, width, pool, sentences) for i in range(n)]
 
     bar = None
     if progress:
@@ -108,6 +111,18 @@ def generate_corpus(out_dir, n: int, seed: int, voices: Sequence[str] | None = N
         if bar:
             bar.close()
     return paths
+
+
+def resolve_voices(engines: str | Sequence[str] | None, voices: Sequence[str] | None = None) -> list[str] | None:
+    """The voice pool for ``--engines a,b`` plus ``--voice v`` options, every one checked on this machine
+    (a missing engine or voice raises EngineUnavailable naming the package). None: the default pool."""
+    names = engines.split(",") if isinstance(engines, str) else list(engines or [])
+    pool = list(voices or [])
+    for name in (n.strip() for n in names if n.strip()):
+        pool += engine_voices(name)
+    for v in pool:
+        check_voice(v)
+    return pool or None
 
 
 def load_item(json_path) -> tuple[np.ndarray, dict]:
@@ -156,11 +171,20 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, required=True, help="number of items")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--voice", action="append", help="use only these voices (repeatable)")
+    ap.add_argument("--engines", default=None,
+                    help="comma-separated engines whose voices to use: espeak,festival,piper (default: espeak); "
+                         "freetts is the held-out engine, flite is refused")
+    ap.add_argument("--voice", action="append", help="use only these voices (repeatable), e.g. en+f3, festival:slt")
     ap.add_argument("--exclude-voice", action="append", default=[], help="hold a voice out (repeatable)")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--sentences", choices=["grammar", "swap", "shuffle"], default=None,
+                    help="one kind of sentence only (default: the grammar/swap/shuffle mix)")
     args = ap.parse_args(argv)
-    paths = generate_corpus(args.out, args.n, args.seed, voices=args.voice, exclude_voices=args.exclude_voice,
-                            workers=args.workers)
+    try:
+        voices = resolve_voices(args.engines, args.voice)
+    except (ValueError, EngineUnavailable) as e:
+        ap.error(str(e))
+    paths = generate_corpus(args.out, args.n, args.seed, voices=voices, exclude_voices=args.exclude_voice,
+                            workers=args.workers, sentences=args.sentences)
     print(f"wrote {len(paths)} items to {args.out}")
     return 0

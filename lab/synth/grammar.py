@@ -11,6 +11,15 @@
 * a final ``?``: the sentence is a question (espeak then uses question intonation).
 
 Everything is deterministic given a ``random.Random``. ``SENTENCE`` is the start symbol.
+
+A model trained on grammar sentences alone learns to write the sentences it expects, not what it hears. So
+``sample_sentence`` mixes three kinds (``SENTENCE_MIX``): grammar sentences (half: the turn-taking cues live
+in them), *slot swaps* (a quarter: a slot filled from another intent's rule, "set a timer for the eiffel
+tower"), and *shuffles* (a quarter: vocabulary words in random order, so that only the sound can tell them).
+
+Written form, as Kyutai's STT writes: a capital at the start of each sentence, proper nouns capitalised
+(``PROPER``: cities, days, names, countries, landmarks; "i" as "I"), a final "." or "?". The spoken form
+(``Sentence.words``) stays lowercase letters; ``Sentence.written`` is the same words with case and punctuation.
 """
 
 from __future__ import annotations
@@ -225,6 +234,29 @@ _SLOT = re.compile(r"^\{(\w+)\}$")
 _WORD = re.compile(r"^[a-z]+$")
 
 
+SENTENCE_MIX = (("grammar", 0.5), ("swap", 0.25), ("shuffle", 0.25))
+P_SWAP_SLOT = 0.35  # in a swap sentence, the chance that each slot takes another rule's expansion
+SHUFFLE_WORDS = (2, 9)
+P_SHUFFLE_QUESTION = 0.25
+
+# Words written with a capital, as a transcript would (multi-word names are capitalised word by word).
+PROPER = frozenset("""
+paris london berlin madrid rome tokyo boston chicago seattle denver toronto sydney dublin lisbon vienna new
+york san francisco los angeles amsterdam oslo cairo mexico monday tuesday wednesday thursday friday saturday
+sunday john sarah david maria peter emma lucy tom france spain germany italy japan canada brazil egypt norway
+portugal australia kenya india sweden eiffel everest empire ben golden gate liberty statue mount i
+""".split())
+
+
+def written_form(words: list[str], question: bool) -> list[str]:
+    """The words as a transcript writes them: capitals and the final punctuation."""
+    out = ["I" if w == "i" else (w.capitalize() if w in PROPER else w) for w in words]
+    if out:
+        out[0] = out[0][:1].upper() + out[0][1:]
+        out[-1] += "?" if question else "."
+    return out
+
+
 @dataclass
 class Sentence:
     """One expanded sentence: its words, where a pause may go, and whether it is a question."""
@@ -232,27 +264,50 @@ class Sentence:
     words: list[str]
     pause_points: list[int]  # a pause may follow words[i - 1] for each i in this list (0 < i < len)
     question: bool
+    kind: str = "grammar"  # "grammar", "swap" or "shuffle" (see SENTENCE_MIX)
 
     @property
     def text(self) -> str:
         return " ".join(self.words)
 
+    @property
+    def written(self) -> list[str]:
+        return written_form(self.words, self.question)
 
-def _expand(symbol: str, rng: random.Random, out: list[str], depth: int = 0) -> None:
+    @property
+    def written_text(self) -> str:
+        return " ".join(self.written)
+
+
+def _expand(symbol: str, rng: random.Random, out: list[str], depth: int = 0, p_swap: float = 0.0) -> None:
     if depth > 20:
         raise RecursionError(f"grammar recursion too deep at {symbol!r}")
     for token in rng.choice(RULES[symbol]).split():
         m = _SLOT.match(token)
         if m:
-            _expand(m.group(1), rng, out, depth + 1)
+            slot = m.group(1)
+            if depth > 0 and p_swap and rng.random() < p_swap:
+                slot = rng.choice(_SWAPPABLE)  # a slot of another intent: no template predicts it
+            _expand(slot, rng, out, depth + 1, p_swap if depth < 2 else 0.0)
         else:
             out.append(token)
 
 
-def sample_sentence(rng: random.Random) -> Sentence:
-    """Draw one sentence from ``SENTENCE``."""
+def sample_sentence(rng: random.Random, kind: str | None = None) -> Sentence:
+    """Draw one sentence: of ``kind`` ("grammar", "swap", "shuffle"), or of a kind drawn from SENTENCE_MIX."""
+    if kind is None:
+        kinds, weights = zip(*SENTENCE_MIX)
+        kind = rng.choices(kinds, weights=weights)[0]
+    if kind == "shuffle":
+        vocab = vocabulary()
+        words = [rng.choice(vocab) for _ in range(rng.randint(*SHUFFLE_WORDS))]
+        # No pause points: inside a random word string nothing says "unfinished", and the end-of-turn heads
+        # should learn only from sentences where something does.
+        return Sentence(words, [], rng.random() < P_SHUFFLE_QUESTION, "shuffle")
+    if kind not in ("grammar", "swap"):
+        raise ValueError(f"unknown sentence kind {kind!r}; known: {[k for k, _ in SENTENCE_MIX]}")
     tokens: list[str] = []
-    _expand("SENTENCE", rng, tokens)
+    _expand("SENTENCE", rng, tokens, p_swap=P_SWAP_SLOT if kind == "swap" else 0.0)
     words: list[str] = []
     points: list[int] = []
     question = False
@@ -266,30 +321,37 @@ def sample_sentence(rng: random.Random) -> Sentence:
             words.append(token)
     # A pause point at the very end would not be mid-turn.
     points = [p for p in points if 0 < p < len(words)]
-    return Sentence(words, points, question)
+    return Sentence(words, points, question, kind)
 
 
-def sample_texts(n: int, seed: int = 0) -> list[str]:
-    """``n`` plain sentences (one per entry, one to three sentences each) for tokenizer training."""
+def sample_texts(n: int, seed: int = 0, written: bool = False) -> list[str]:
+    """``n`` texts (one to three sentences each) for tokenizer training; ``written``: with case and punctuation."""
     if n <= 0:
         raise ValueError(f"sample_texts needs n > 0, got {n}")
     rng = random.Random(seed)
     texts = []
     for _ in range(n):
         k = rng.choices((1, 2, 3), weights=(6, 3, 1))[0]
-        texts.append(" ".join(sample_sentence(rng).text for _ in range(k)))
+        sentences = [sample_sentence(rng) for _ in range(k)]
+        texts.append(" ".join(s.written_text if written else s.text for s in sentences))
     return texts
+
+
+_VOCABULARY: list[str] = []
 
 
 def vocabulary() -> list[str]:
     """Every word the grammar can produce, sorted."""
+    if _VOCABULARY:
+        return list(_VOCABULARY)
     words = set()
     for alternatives in RULES.values():
         for alt in alternatives:
             for token in alt.split():
                 if token not in (PAUSE, "?") and not _SLOT.match(token):
                     words.add(token)
-    return sorted(words)
+    _VOCABULARY.extend(sorted(words))
+    return list(_VOCABULARY)
 
 
 def check_grammar() -> None:
@@ -310,4 +372,9 @@ def check_grammar() -> None:
 
 
 def _question_rules() -> set[str]:
-    return {m.group(1) for alt in RULES["SENTENCE"] if (m := _SLOT.match(alt))}
+    return _TOP_RULES
+
+
+_TOP_RULES = {m.group(1) for alt in RULES["SENTENCE"] if (m := _SLOT.match(alt))}
+# Slots a swap may draw from: every rule but the start symbol and the intents themselves.
+_SWAPPABLE = sorted(set(RULES) - _TOP_RULES - {"SENTENCE"})

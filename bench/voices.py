@@ -1,0 +1,156 @@
+"""Does the embedded model hear voices it was never trained on? WER, punctuation, latency and end of turn on
+speech held out from training by sentence, by voice and by engine.
+
+    python bench/voices.py [--model M] [--corpus corpus] [--limit N]
+
+Corpora (`dsm-lab synth`; the model trains on corpus/train, seed 1, see the model card):
+  corpus/val                        --n 300 --seed 2 --engines espeak,festival,piper
+                                    --exclude-voice en+f3 --exclude-voice festival:ked   (thresholds picked here)
+  corpus/test-grammar               --n 400 --seed 3, same voices as training, --sentences grammar
+  corpus/test-shuffle-heldout-voices --n 300 --seed 4 --voice en+f3 --voice festival:ked --sentences shuffle
+  corpus/test-heldout-engine        --n 300 --seed 5 --engines freetts --sentences grammar
+Every test item that shares a sentence with corpus/train is dropped first (the table prints how many), so
+each number is on sentences absent from training. Writes bench/results/voices.json and voices.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_TORCH_COMPILE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import lab  # noqa: E402
+from lab import evaluate, metrics  # noqa: E402
+from lab.train import corpus_sentences, sentence_key  # noqa: E402
+
+SETS = [
+    ("test-grammar", "new grammar sentences; training engines (espeak, festival, piper) and voices",
+     "sentences", 0.04),
+    ("test-shuffle-heldout-voices", "random word orders of the vocabulary; held-out voices en+f3, festival:ked",
+     "sentences, voices", 0.25),
+    ("test-heldout-engine", "grammar sentences; held-out engine FreeTTS (kevin16), never trained on",
+     "sentences, engine", 0.15),
+]
+HEAD_S = 2.0
+LATENCY_RANGE_S = (0.3, 1.5)
+
+
+def held_out_paths(folder: Path, train_sentences: set[str], limit: int | None):
+    kept, dropped = [], 0
+    for p in sorted(folder.glob("*.json")):
+        meta = json.loads(p.read_text())
+        if any(sentence_key(s) in train_sentences for s in meta["sentences"]):
+            dropped += 1
+        else:
+            kept.append(p)
+    kept = kept[:limit]
+    overlap = sum(sentence_key(s) in train_sentences for p in kept for s in json.loads(p.read_text())["sentences"])
+    return kept, dropped, overlap
+
+
+def punctuation(results) -> dict:
+    total = {"q_tp": 0, "q_fp": 0, "q_fn": 0, "matched": 0, "same_case": 0}
+    for r in results:
+        c = metrics.punctuation_counts([w.get("written", w["text"]) for w in r.ref_words], [w.text for w in r.words])
+        total = {k: total[k] + c[k] for k in total}
+    return {"question_f1": metrics.question_f1(total), "case_accuracy": total["same_case"] / max(1, total["matched"]),
+            **total}
+
+
+def end_of_turn(results) -> dict:
+    sem = evaluate.sweep_semantic(results, HEAD_S)
+    sil = evaluate.sweep_silence(results)
+    cmp = evaluate.compare_tradeoffs(sem.rename(columns={"threshold": "value"}), sil.rename(
+        columns={"min_silence_s": "value"}), latency_range_s=LATENCY_RANGE_S, max_miss=0.05)
+    return {"settings": len(cmp), "passing": int(cmp.passes.sum()), "rows": cmp.to_dict("records")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--corpus", default="corpus")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default="bench/results/voices")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    corpus = Path(args.corpus)
+    model = lab.load(args.model)
+    weights = sum(f.stat().st_size for f in Path(model.info.source).glob("*.safetensors")) \
+        if Path(str(model.info.source)).is_dir() else None
+    ten_s = np.random.default_rng(0).standard_normal(10 * 24_000).astype(np.float32) * 0.01
+    model.transcribe((ten_s, 24_000))
+    best = min(_timed(lambda: model.transcribe((ten_s, 24_000))) for _ in range(3))
+    out = {"model": str(model.info.source), "delay_frames": model.cfg.delay_frames, "n_params": model.n_params,
+           "weights_mb": None if weights is None else round(weights / 1e6, 2),
+           "real_time_factor_1_thread": round(10.0 / best, 1), "sets": []}
+
+    train = corpus_sentences(corpus / "train")
+    for name, what, held, target in SETS:
+        paths, dropped, overlap = held_out_paths(corpus / name, train, args.limit)
+        t0 = time.perf_counter()
+        results = evaluate.run_items(model, paths)
+        row = {"set": name, "what": what, "held_out": held, "dropped_for_overlap": dropped, "overlap": overlap,
+               **evaluate.transcription_summary(results), **punctuation(results), "wer_target": target}
+        if name in ("test-grammar", "test-heldout-engine"):
+            row["end_of_turn"] = end_of_turn(results)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        out["sets"].append(row)
+        print(f"{name}: {row['items']} items ({dropped} dropped: a sentence also in training), overlap {overlap}, "
+              f"WER {100 * row['wer']:.1f} %, ?-F1 {row['question_f1']:.2f}", flush=True)
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".json").write_text(json.dumps(out, indent=1, default=_plain) + "\n")
+    Path(args.out + ".md").write_text(report(out))
+    print(report(out))
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _plain(x):
+    return x.item() if hasattr(x, "item") else str(x)
+
+
+def report(out: dict) -> str:
+    lines = [f"# Voices never heard in training: `{Path(out['model']).name}`", "",
+             "Made by `python bench/voices.py`; each test item sharing a sentence with the training corpus was "
+             "dropped first (overlap after: 0).", "",
+             "| test set | held out | items | WER | target | ?-F1 | case acc. | emission latency p50 / p90 |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for s in out["sets"]:
+        lines.append(f"| {s['what']} | {s['held_out']} | {s['items']} (-{s['dropped_for_overlap']}) | "
+                     f"{100 * s['wer']:.1f} % | <= {100 * s['wer_target']:.0f} % | {s['question_f1']:.2f} | "
+                     f"{100 * s['case_accuracy']:.1f} % | {s['emission_latency_p50_s']:.3f} / "
+                     f"{s['emission_latency_p90_s']:.3f} s |")
+    lines += ["", f"Emission latency target: p50 <= D x 80 ms + 200 ms = {out['delay_frames'] * 0.08 + 0.2:.2f} s. "
+              f"Weights {out['weights_mb']} MB (target <= 20), {out['real_time_factor_1_thread']}x real time on one "
+              f"thread (target >= 25).", "",
+              f"## End of turn: the {HEAD_S:g} s head against a silence timer",
+              "", f"For each silence-timer setting with median latency in {LATENCY_RANGE_S[0]}-{LATENCY_RANGE_S[1]} s: "
+              "the head threshold with the fewest early cuts among those no slower at the median (misses <= 5 %). "
+              "Target: at most half the timer's early cuts.", "",
+              "| test set | silence >= s | its early cuts | its p50 | head > th | early cuts | p50 | passes |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for s in out["sets"]:
+        for r in s.get("end_of_turn", {}).get("rows", []):
+            lines.append(f"| {s['set']} | {r['baseline_value']:.2f} | {100 * r['baseline_early_cut_rate']:.1f} % | "
+                         f"{r['baseline_latency_p50_s']:.2f} s | {r['value']:.3f} | "
+                         f"{100 * r['early_cut_rate']:.1f} % | {r['latency_p50_s']:.2f} s | "
+                         f"{'yes' if r['passes'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
