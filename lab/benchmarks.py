@@ -60,7 +60,7 @@ def machine() -> dict:
 
 def load_model(name=None) -> tuple[DSM, str]:
     """The model to benchmark and a line saying which (hook_overhead's fallback: random weights at the
-    embedded size when data/models is empty)."""
+    embedded size when there is no embedded model)."""
     if name is not None:
         import lab
 

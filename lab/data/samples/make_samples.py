@@ -1,6 +1,6 @@
-"""Make the sample clips of data/samples: short espeak-ng turns with exact word alignments (lab.synth).
+"""Make the sample clips of lab/data/samples: short espeak-ng turns with exact word alignments (lab.synth).
 
-    .venv/bin/python data/samples/make_samples.py          # rewrites the clips here, byte for byte the same
+    .venv/bin/python lab/data/samples/make_samples.py         # rewrites the clips here, byte for byte the same
 
 Each clip is NAME.wav (24 kHz mono int16) + NAME.json in the synth corpus format (words with start/end
 in seconds, turns, pauses). Kept short: all of them together stay under 1 MB, for the notebooks and tests.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))  # run from anywhere in the checkout
+sys.path.insert(0, str(HERE.parents[2]))  # run from anywhere in the checkout
 
 import numpy as np  # noqa: E402
 
