@@ -65,7 +65,7 @@ def test_core_imports_no_jupyter_widget_plot_or_audio_device_module(tmp_path):
     code = ("import sys, lab\n"
             "model = lab.load()\n"
             "t = model.transcribe(str(lab.resources.samples_root() / 'timer.wav'))\n"
-            "from lab import cli, evaluate, turns, benchmarks, live_turns, batch, latency\n"
+            "from lab import cli, evaluate, turns, benchmarks, hook_bench, live_turns, batch, latency\n"
             f"print(t.text); print(sorted(m for m in sys.modules if m.split('.')[0] in {EXTRA_MODULES!r}))")
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
