@@ -1,7 +1,7 @@
 """Files shipped inside the package: the embedded models, the sample clips, the teaching notebooks.
 
     lab/data/models/<name>/   config.json, model.safetensors, tokenizer.model (+ MODEL_CARD.md)
-    lab/data/samples/         NAME.wav + NAME.json (reference word alignments)
+    lab/data/samples/         NAME.wav + NAME.json (reference word alignments; python -m lab.synth.samples)
     lab/notebooks/            the course, *.ipynb
 
 They are package data, found with importlib.resources, so a git checkout and an installed wheel find them

@@ -53,12 +53,9 @@ def test_every_shipped_file_is_declared_as_package_data():
     shipped = [p for folder in (models_root(), samples_root(), notebooks_root()) for p in folder.rglob("*")
                if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts]
     assert len(shipped) > 20
-    # make_samples.py makes the clips in a checkout; a wheel has no use for it
-    undeclared = [str(p.relative_to(package)) for p in shipped if p.name != "make_samples.py"
-                  and not any(fnmatch.fnmatch(str(p.relative_to(package)), pat) for pat in patterns)]
+    undeclared = [str(p.relative_to(package)) for p in shipped
+                  if not any(fnmatch.fnmatch(str(p.relative_to(package)), pat) for pat in patterns)]
     assert undeclared == []
-    # lab.data and lab.notebooks are folders of files, not packages: excluded from package discovery
-    assert {"lab.data*", "lab.notebooks*"} <= set(PYPROJECT["tool"]["setuptools"]["packages"]["find"]["exclude"])
 
 
 def test_core_imports_no_jupyter_widget_plot_or_audio_device_module(tmp_path):

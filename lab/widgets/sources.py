@@ -243,7 +243,7 @@ def default_file() -> Path:
 
     wavs = sorted(samples_root().glob("*.wav"))
     if not wavs:
-        raise FileNotFoundError(f"no sample clip in {samples_root()}; run lab/data/samples/make_samples.py")
+        raise FileNotFoundError(f"no sample clip in {samples_root()}; run python -m lab.synth.samples")
     return wavs[0]
 
 
