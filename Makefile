@@ -31,9 +31,10 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --no-deps moshi==0.2.13
 	touch $(STAMP)
 
+# The notebooks in place (lab/notebooks, shipped in the package): edits here are edits to the course.
 # JupyterLab refuses to run as root unless told; containers and CI machines often are root.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" -eq 0 ] && echo --allow-root )
+	$(VENV)/bin/jupyter lab lab/notebooks/ $$( [ "$$(id -u)" -eq 0 ] && echo --allow-root )
 
 test: setup
 	$(VENV)/bin/ruff check lab tests bench

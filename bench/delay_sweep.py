@@ -6,7 +6,7 @@ WER, and the per-word emission latency p50/p90 (lab.metrics: emitted stream time
 model's delay and frame quantisation, without compute, which bench/latency_lab.py adds). Writes a markdown
 table to bench/results/delay_sweep.md (and prints it, or JSON lines with --json).
 
-    python bench/delay_sweep.py data/models/dsm-tiny-en runs/dsm-d2/model runs/dsm-d12/model
+    python bench/delay_sweep.py lab/data/models/dsm-tiny-en runs/dsm-d2/model runs/dsm-d12/model
     python bench/delay_sweep.py MODEL... --dir corpus/test --limit 100 --out bench/results/delay_sweep.md
 """
 

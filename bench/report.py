@@ -25,7 +25,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-DOCS = [BENCH / "README.md"]
+DOCS = [BENCH / "README.md", BENCH.parent / "README.md"]
 BLOCK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
 
 
@@ -214,9 +214,28 @@ def delay_sweep_table() -> str:
     return table(keys, [[r[k] for k in keys] for r in rows]) + source("delay_sweep.md", " (the corpus and command)")
 
 
+def wheel_install_table() -> str:
+    r = json.loads((RESULTS / "wheel_install.json").read_text())
+    core, full = r["core_installed"], r["lab_installed"]
+    body = [["build (`python -m build`)", f"{r['build_s']:.1f} s",
+             f"wheel {r['wheel_mib']:.1f} MiB, sdist {r['sdist_mib']:.1f} MiB"],
+            ["torch==2.13.0 (CPU), first", f"{r['torch_install_s']:.1f} s", f"{core['torch_mib']:.0f} MiB"],
+            ["the wheel, core dependencies", f"{r['core_install_s']:.1f} s",
+             f"dsm-lab {core['dsm_lab_mib']:.0f} MiB, other {core['other_dependencies_mib']:.0f} MiB; "
+             f"environment {core['total_mib']:.0f} MiB"],
+            ["`[lab]` on top", f"{r['lab_install_s']:.1f} s", f"+{full['total_mib'] - core['total_mib']:.0f} MiB"],
+            ["`dsm-lab transcribe timer.wav` (outside the checkout)", f"{r['transcribe_s']:.1f} s",
+             f"\"{r['transcript']}\""],
+            [f"`{r['notebook']}` headless", f"{r['notebook_s']:.1f} s", f"{r['notebook_figures']} figures"]]
+    # shown in the top-level README too, hence the full path of the source
+    return table(["step", "time", "size / result"], body, "-r-") + (
+        f"\n\nSource: `bench/results/wheel_install.json` (`python bench/wheel_install.py --lab`; Python {r['python']}, "
+        f"{r['cores']} cores; packages from a local mirror and pip's cache, so install times, not download times).")
+
+
 TABLES = {"targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
           "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table, "synth-speed": synth_speed_table,
-          "delay-sweep": delay_sweep_table}
+          "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table}
 
 
 def render(text: str) -> str:

@@ -137,7 +137,7 @@ def after_sentence_end(results, policy, folder) -> tuple[int, int, int]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="default: data/models/dsm-tiny-en, else runs/dsm-tiny-en/model")
+    ap.add_argument("--model", default=None, help="default: lab/data/models/dsm-tiny-en, else runs/dsm-tiny-en/model")
     ap.add_argument("--val", default=str(ROOT / "corpus/val"))
     ap.add_argument("--test", default=str(ROOT / "corpus/test"))
     ap.add_argument("--limit", type=int, default=None, help="items per corpus (development only)")
@@ -145,7 +145,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    name = args.model or next((str(p) for p in (ROOT / "data/models/dsm-tiny-en", ROOT / "runs/dsm-tiny-en/model")
+    name = args.model or next((str(p) for p in (ROOT / "lab/data/models/dsm-tiny-en", ROOT / "runs/dsm-tiny-en/model")
                                if (p / "config.json").is_file()), None)
     model = lab.load(name)
     if not model.cfg.eot_horizons_s:

@@ -6,7 +6,7 @@
   run in real time while a step takes < 80 ms;
 - flush: `Streamer.flush()` against its floor (D + 1) x median step, the real-time wait D x 80 ms, and
   Unmute's variant (ceil(delay / 0.08) + 1 frames of zeros through feed), for several delays D;
-- hook_overhead: bench/hook_overhead.py, reused as is;
+- hook_overhead: lab.hook_bench, the measurement of bench/hook_overhead.py;
 - stt_1b_size: our step at Kyutai stt-1b-en_fr's size with random weights, fp32 and bf16, with memory.
 Each result is one dict (one JSON line with --json). The bench/ scripts run the same functions at full size
 and write bench/results/.
@@ -15,7 +15,6 @@ and write bench/results/.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import platform
@@ -29,19 +28,7 @@ import torch
 
 from .model import DSM, FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, DSMConfig
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 REALTIME_MS = 1000 / FRAME_RATE  # 80 ms: a step must be faster than the audio it eats
-
-
-def bench_script(name: str):
-    """Import bench/NAME.py (the bench folder is scripts, not a package)."""
-    path = BENCH_DIR / f"{name}.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (bench scripts ship with the repository, not the package)")
-    spec = importlib.util.spec_from_file_location(f"dsm_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def machine() -> dict:
@@ -60,13 +47,15 @@ def machine() -> dict:
 
 def load_model(name=None) -> tuple[DSM, str]:
     """The model to benchmark and a line saying which (hook_overhead's fallback: random weights at the
-    embedded size when data/models is empty)."""
+    embedded size when there is no embedded model)."""
     if name is not None:
         import lab
 
         model = lab.load(name)
         return model, f"{name} ({model.n_params / 1e6:.1f} M parameters)"
-    return bench_script("hook_overhead").bench_model()
+    from .hook_bench import bench_model
+
+    return bench_model()
 
 
 def speech(seconds: float, seed: int = 0) -> np.ndarray:
@@ -218,7 +207,9 @@ def hook_overhead(model, quick: bool = False) -> dict:
     """bench/hook_overhead.py's measurement (single stream, one thread), as one row."""
     torch.set_num_threads(1)
     repeats, steps = (2, 30) if quick else (10, 200)
-    result = bench_script("hook_overhead").run(model, repeats, steps)
+    from .hook_bench import run
+
+    result = run(model, repeats, steps)
     return {"benchmark": "hook_overhead", "threads": 1, **{k: v for k, v in result.items()
                                                             if k != "repeat_medians_ms"}}
 

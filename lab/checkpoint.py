@@ -1,13 +1,14 @@
 """Model folders: load and save, laid out like a Hugging Face model repo.
 
-    data/models/dsm-tiny-en/
+    lab/data/models/dsm-tiny-en/     (package data: lab.resources)
       config.json          {"format": "dsm-lab", "config": {...DSMConfig...}, "tokenizer": "tokenizer.model"}
       model.safetensors
       tokenizer.model      sentencepiece
 
-`load()` takes nothing (the embedded default), a folder, or a Hugging Face repo id (cache first,
-HF_HUB_OFFLINE honoured). A folder with Kyutai's config.json is handed to lab.kyutai. Weights are read from
-safetensors only: pickle formats can run code when loaded, so they are refused.
+`load()` takes nothing (the embedded default), a folder, a model's folder name (looked up in $DSM_LAB_MODELS,
+then among the embedded models), or a Hugging Face repo id (cache first, HF_HUB_OFFLINE honoured). A folder
+with Kyutai's config.json is handed to lab.kyutai. Weights are read from safetensors only: pickle formats can
+run code when loaded, so they are refused.
 Every problem raises `CheckpointError` naming the file and, where it applies, the tensor.
 """
 
@@ -21,34 +22,40 @@ import torch
 
 from .errors import CheckpointError, diagnose_safetensors
 from .model import DSM, DSMConfig
+from .resources import models_root
 from .tokenizer import Tokenizer
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-MODELS_DIR = DATA_DIR / "models"
+MODELS_DIR = models_root()  # the embedded models, shipped inside the package
 DEFAULT_MODEL = "dsm-tiny-en"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def models_dir() -> Path:
-    """Where models are found by name: $DSM_LAB_MODELS if set, else the package's data/models."""
-    env = os.environ.get("DSM_LAB_MODELS")
-    return Path(env) if env else MODELS_DIR
+def model_dirs() -> list[Path]:
+    """Where models are found by name, in order: the folders of $DSM_LAB_MODELS (os.pathsep-separated), then
+    the embedded models. A folder there named like an embedded model (e.g. a retrained dsm-tiny-en) wins."""
+    extra = [Path(p) for p in os.environ.get("DSM_LAB_MODELS", "").split(os.pathsep) if p]
+    return [*extra, MODELS_DIR]
+
+
+def find_model(name: str) -> Path | None:
+    """The first folder named `name` holding a config.json along model_dirs(), or None."""
+    return next((root / name for root in model_dirs() if (root / name / "config.json").is_file()), None)
 
 
 def default_model_dir() -> Path:
-    """The embedded model shipped in data/models (the first folder there if the default is absent)."""
-    root = models_dir()
-    preferred = root / DEFAULT_MODEL
-    if (preferred / "config.json").is_file():
+    """The embedded default (dsm-tiny-en) along model_dirs(); else the first model found there."""
+    preferred = find_model(DEFAULT_MODEL)
+    if preferred is not None:
         return preferred
-    found = sorted(p.parent for p in root.glob("*/config.json"))
+    found = [p.parent for root in model_dirs() for p in sorted(root.glob("*/config.json"))]
     if not found:
-        raise CheckpointError(f"no embedded model in {root}: expected {preferred}/config.json")
+        searched = ", ".join(str(root) for root in model_dirs())
+        raise CheckpointError(f"no embedded model: expected {DEFAULT_MODEL}/config.json in {searched}")
     return found[0]
 
 
 def resolve(name: str | os.PathLike | None) -> Path:
-    """A folder path, or a Hugging Face repo id resolved to its local snapshot."""
+    """A folder path, a model's folder name, or a Hugging Face repo id resolved to its local snapshot."""
     if name is None:
         return default_model_dir()
     path = Path(name)
@@ -59,8 +66,9 @@ def resolve(name: str | os.PathLike | None) -> Path:
                               "arbitrary code when loaded; convert the weights to safetensors")
     if path.is_file():
         raise CheckpointError(f"{path}: expected a model folder (config.json + *.safetensors), got a file")
-    if (models_dir() / str(name) / "config.json").is_file():  # a model by name: "dsm-tiny-en-d2"
-        return models_dir() / str(name)
+    by_name = find_model(str(name)) if path.name == str(name) else None  # a model by name: "dsm-tiny-en-d2"
+    if by_name is not None:
+        return by_name
     if str(name).count("/") == 1 and not str(name).startswith((".", "/")):
         from .hub import snapshot
 

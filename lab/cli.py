@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from lab.extras import MissingExtra
+
 
 def _print_json(obj):
     print(json.dumps(obj, ensure_ascii=False), flush=True)
@@ -133,8 +135,25 @@ def cmd_download(args):
     return run_cli(args)
 
 
+def cmd_notebooks(args):
+    from lab.course import copy_notebooks
+
+    for path in copy_notebooks(args.dir, overwrite=args.overwrite):
+        print(path)
+
+
+def cmd_lab(args):
+    from lab.course import open_lab
+
+    return open_lab(args.dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from lab import __version__
+    from lab.course import DEFAULT_DIR
+
     p = argparse.ArgumentParser(prog="dsm-lab", description="Delayed-streams modeling workbench")
+    p.add_argument("--version", action="version", version=f"dsm-lab {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="stream a sound file through a model: words, timestamps, turns")
@@ -205,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("download", help="fetch a Hugging Face model repo into the local cache")
     d.add_argument("repo", help="e.g. kyutai/stt-1b-en_fr")
     d.set_defaults(func=cmd_download)
+
+    n = sub.add_parser("notebooks", help="copy the teaching notebooks out of the package into a folder")
+    n.add_argument("dir")
+    n.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
+    n.set_defaults(func=cmd_notebooks)
+
+    lb = sub.add_parser("lab", help="open JupyterLab on the notebooks (copied into DIR first); needs [lab]")
+    lb.add_argument("dir", nargs="?", default=DEFAULT_DIR, help=f"default: ./{DEFAULT_DIR}")
+    lb.set_defaults(func=cmd_lab)
     return p
 
 
@@ -212,7 +240,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, TypeError, MissingExtra) as e:
         print(f"dsm-lab {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -18,7 +18,9 @@ KIND_STYLES = {"semantic": "-", "silence": "--", "acoustic": ":"}
 def _axes(ax, figsize):
     if ax is not None:
         return ax
-    import matplotlib.pyplot as plt
+    from .extras import require
+
+    plt = require("matplotlib.pyplot", "lab.plots")
 
     return plt.subplots(figsize=figsize, constrained_layout=True)[1]
 

@@ -1,6 +1,6 @@
 """A real browser hears a real (fake) microphone: JupyterLab + Debian's Chromium, driven by Playwright.
 
-JupyterLab serves a temporary copy of notebooks/02_live_microphone.ipynb (SOURCE = "browser") on a free
+JupyterLab serves a temporary copy of lab/notebooks/02_live_microphone.ipynb (SOURCE = "browser") on a free
 localhost port; Chromium, headless, gets its microphone from a sample WAV (`--use-file-for-fake-audio-capture`,
 it loops) and grants it without a prompt (`--use-fake-ui-for-media-stream`). The notebook runs in the page;
 the browser widget captures the microphone with an AudioWorklet and streams PCM to the kernel, which runs the
@@ -23,12 +23,13 @@ import nbformat
 import pytest
 
 from lab.metrics import normalize
+from lab.resources import notebooks_root
 from lab.widgets import sample
 from lab.widgets.notebooks import set_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
-LIVE = ROOT / "notebooks" / "02_live_microphone.ipynb"
-DELAYED = ROOT / "notebooks" / "01_delayed_streams.ipynb"
+LIVE = notebooks_root() / "02_live_microphone.ipynb"
+DELAYED = notebooks_root() / "01_delayed_streams.ipynb"
 CHROMIUM = "/usr/bin/chromium"
 SAMPLE = "weather"  # a clip the embedded model transcribes word for word
 RECORD = ROOT / "bench" / "results" / "browser_live_microphone.png"

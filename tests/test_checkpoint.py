@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -49,9 +50,17 @@ def test_models_are_found_by_name_in_dsm_lab_models(tiny_model_dir, tmp_path, mo
     shutil.copytree(tiny_model_dir, tmp_path / "models" / "mine")
     with pytest.raises(CheckpointError, match="mine: no such model folder"):
         lab.load("mine")
+    embedded = lab.checkpoint.default_model_dir()
     monkeypatch.setenv("DSM_LAB_MODELS", str(tmp_path / "models"))
     assert lab.load("mine").cfg == lab.load(tiny_model_dir).cfg
-    assert lab.load().source == str(tmp_path / "models" / "mine")  # the only model there is the default
+    # The folder is added to the embedded models, not put in their place: the default and the sweep stay.
+    assert lab.checkpoint.default_model_dir() == embedded
+    assert lab.checkpoint.resolve("dsm-tiny-en-d2").parent == embedded.parent
+    # A folder there named like an embedded model comes first (a retrained default, tried before shipping it).
+    shutil.copytree(tiny_model_dir, tmp_path / "retrained" / "dsm-tiny-en")
+    monkeypatch.setenv("DSM_LAB_MODELS", os.pathsep.join([str(tmp_path / "retrained"), str(tmp_path / "models")]))
+    assert lab.load().source == str(tmp_path / "retrained" / "dsm-tiny-en")
+    assert lab.load("mine").source == str(tmp_path / "models" / "mine")
 
 
 def test_other_dtypes_stream(tiny_model_dir):

@@ -9,14 +9,14 @@ committed notebooks themselves must carry no outputs, a parameters cell first, a
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
 
+from lab.resources import notebooks_root
 from lab.widgets.notebooks import env_for_kernel, output_types, parameters_cell, run_notebook
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = notebooks_root()
 
 # notebook -> (parameters for CI, at least this many figures, at least this many tables)
 CASES = {

@@ -4,32 +4,37 @@ notebooks show. Everything here is drawn by the package itself (anywidget + canv
 
     from lab import widgets
     live = widgets.live_transcriber(model, "auto")        # "browser" | "local" | "file" | "auto"
-    widgets.AttentionViewer.from_run(model, "data/samples/weather.wav")
+    widgets.AttentionViewer.from_run(model, widgets.sample("weather").wav)
     widgets.delay_timeline(audio, rate, reference_words, transcript.words, model.info.delay_s)
 
 Sources (one interface): `LocalMicrophone` (PortAudio), `BrowserMicrophone` (the page's microphone,
 streamed to the kernel), `FileMicrophone` (a file in real time: the microphone when there is none).
 """
 
-from .attention import AttentionViewer
-from .browser import BrowserMicrophone, BrowserMicrophoneWidget, decode_pcm
-from .figures import attention_over_audio, delay_timeline, session_figure, sweep_figure, two_streams
-from .live import EndOfTurnMeter, LiveTranscriber, live_transcriber
-from .microphone import Microphone
-from .sources import AudioSource, FileMicrophone, LocalMicrophone, NoInputDevice, input_devices, resolve_source
-from .state import FlushRecord, LiveState
-from .tables import (
-    Sample,
-    alignment_table,
-    all_samples,
-    delay_sweep,
-    evaluate,
-    sample,
-    step_table,
-    sweep_models,
-    word_table,
-)
-from .timeline import DelayTimeline
+from ..extras import missing_extra
+
+try:  # the widgets need the [lab] extra (anywidget, ipywidgets, matplotlib); say so instead of a bare import error
+    from .attention import AttentionViewer
+    from .browser import BrowserMicrophone, BrowserMicrophoneWidget, decode_pcm
+    from .figures import attention_over_audio, delay_timeline, session_figure, sweep_figure, two_streams
+    from .live import EndOfTurnMeter, LiveTranscriber, live_transcriber
+    from .microphone import Microphone
+    from .sources import AudioSource, FileMicrophone, LocalMicrophone, NoInputDevice, input_devices, resolve_source
+    from .state import FlushRecord, LiveState
+    from .tables import (
+        Sample,
+        alignment_table,
+        all_samples,
+        delay_sweep,
+        evaluate,
+        sample,
+        step_table,
+        sweep_models,
+        word_table,
+    )
+    from .timeline import DelayTimeline
+except ModuleNotFoundError as e:
+    raise missing_extra(e, "lab.widgets") from e
 
 __all__ = [
     "AttentionViewer", "AudioSource", "BrowserMicrophone", "BrowserMicrophoneWidget", "DelayTimeline",

@@ -1,6 +1,6 @@
 """Attention viewer: layer, head and step sliders over a recorded run.
 
-    viewer = AttentionViewer.from_run(model, "data/samples/weather.wav")
+    viewer = AttentionViewer.from_run(model, widgets.sample("weather").wav)
     viewer                       # sliders; the step's attention row over the audio timeline, D marked
     viewer.figure()              # the same view as a static figure (for a notebook run headless)
 

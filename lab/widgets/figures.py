@@ -19,7 +19,9 @@ HEAD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 
 def _plt():
-    import matplotlib.pyplot as plt
+    from ..extras import require
+
+    plt = require("matplotlib.pyplot", "lab.widgets")
 
     return plt
 

@@ -18,13 +18,17 @@ REALTIME_MS = 1000 / FRAME_RATE
 
 
 def _fig(*args, **kwargs):
-    import matplotlib.pyplot as plt
+    from ..extras import require
+
+    plt = require("matplotlib.pyplot", "lab.widgets")
 
     return plt.subplots(*args, **kwargs)
 
 
 def _done(fig):
-    import matplotlib.pyplot as plt
+    from ..extras import require
+
+    plt = require("matplotlib.pyplot", "lab.widgets")
 
     fig.tight_layout()
     plt.close(fig)  # shown once, from the returned value

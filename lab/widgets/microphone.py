@@ -1,6 +1,6 @@
 """The Microphone widget: one interface over three sources (browser, local PortAudio device, file).
 
-    mic = Microphone("auto", file="data/samples/weather.wav")
+    mic = Microphone("auto", file="clip.wav")
     mic.start(sink)    # sink(chunk, sample_rate), from the source's thread; mic.stop()
 
 It shows the source, its device, sample rate, block size and overflows in one line, refreshed while it

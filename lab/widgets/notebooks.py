@@ -1,6 +1,6 @@
 """Running the notebooks headless, with parameters (the papermill idea, in a few lines).
 
-    nb = run_notebook("notebooks/02_live_microphone.ipynb", {"SOURCE": "file", "SPEED": 4.0})
+    nb = run_notebook("lab/notebooks/02_live_microphone.ipynb", {"SOURCE": "file", "SPEED": 4.0})
     output_types(nb)      # {"image/png": 1, "text/html": 3, ...}
 
 The cell tagged "parameters" keeps its defaults and gets one assignment per override appended, so the

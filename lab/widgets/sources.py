@@ -92,6 +92,8 @@ def input_devices() -> list[dict]:
     """PortAudio's input devices (index, name, channels, default rate); [] when PortAudio has none."""
     try:
         import sounddevice as sd
+    except ModuleNotFoundError as e:
+        raise NoInputDevice('sounddevice is not installed: pip install "dsm-lab[lab]"') from e
     except OSError as e:  # libportaudio2 missing
         raise NoInputDevice(f"PortAudio is not available ({e}); install libportaudio2") from e
     devices = sd.query_devices()
@@ -236,12 +238,12 @@ class FileMicrophone(AudioSource):
 
 
 def default_file() -> Path:
-    """The clip played when there is no microphone: the first sample in data/samples."""
-    from ..checkpoint import DATA_DIR
+    """The clip played when there is no microphone: the first of the package's sample clips."""
+    from ..resources import samples_root
 
-    wavs = sorted((DATA_DIR / "samples").glob("*.wav"))
+    wavs = sorted(samples_root().glob("*.wav"))
     if not wavs:
-        raise FileNotFoundError(f"no sample clip in {DATA_DIR / 'samples'}; run data/samples/make_samples.py")
+        raise FileNotFoundError(f"no sample clip in {samples_root()}; run python -m lab.synth.samples")
     return wavs[0]
 
 

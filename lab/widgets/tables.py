@@ -1,6 +1,6 @@
 """Tables for the teaching notebooks (pandas DataFrames, shown as HTML), computed here so they are tested.
 
-- `sample(name)`: a clip of data/samples with its reference words.
+- `sample(name)`: a clip of the package's sample clips (lab/data/samples) with its reference words.
 - `step_table`: what the model sees at each step (the audio frame, the text token fed back) and what it writes.
 - `word_table`: each word's timestamp against the reference, and when it came out.
 - `alignment_table`: the one-frame alignment question, "training" against "scripts", on the same clips.
@@ -48,13 +48,13 @@ class Sample:
 
 
 def samples_dir() -> Path:
-    from ..checkpoint import DATA_DIR
+    from ..resources import samples_root
 
-    return DATA_DIR / "samples"
+    return samples_root()
 
 
 def sample(name: str | Path) -> Sample:
-    """A clip with its alignment: a name in data/samples ("weather"), or a path to its .json or .wav."""
+    """A clip with its alignment: a name among the sample clips ("weather"), or a path to its .json or .wav."""
     from ..synth import load_item
 
     path = Path(name)
@@ -69,7 +69,7 @@ def sample(name: str | Path) -> Sample:
 
 
 def all_samples(n: int | None = None) -> list[Sample]:
-    """The clips of data/samples (the first `n`), in name order."""
+    """The sample clips (the first `n`), in name order."""
     return [sample(p) for p in sorted(samples_dir().glob("*.json"))[:n]]
 
 
@@ -136,24 +136,29 @@ SWEEP_PREFIX = "dsm-tiny-en-d"  # the delay sweep: dsm-tiny-en-d2, -d6, -d12 (on
 
 
 def sweep_models(prefix: str = SWEEP_PREFIX) -> list[Path]:
-    """The delay sweep's model folders in data/models (`<prefix><D>`), in order of D."""
-    from ..checkpoint import models_dir
+    """The delay sweep's model folders (`<prefix><D>`) along lab.checkpoint.model_dirs(), in order of D; the
+    first folder of each name wins, as it does for lab.load(name)."""
+    from ..checkpoint import model_dirs
 
-    found = [p.parent for p in models_dir().glob(f"{prefix}*/config.json") if p.parent.name[len(prefix):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+    found: dict[str, Path] = {}
+    for root in model_dirs():
+        for p in sorted(root.glob(f"{prefix}*/config.json")):
+            if p.parent.name[len(prefix):].isdigit():
+                found.setdefault(p.parent.name, p.parent)
+    return sorted(found.values(), key=lambda p: int(p.name[len(prefix):]))
 
 
 def delay_sweep(clips: list[Sample], folders: list[Path] | None = None) -> pd.DataFrame | None:
     """One row a model: its delay D (frames and seconds), WER and emission latency on `clips`.
 
-    `folders` defaults to the sweep's models in data/models; with fewer than two of them there is no
+    `folders` defaults to the sweep's models (sweep_models()); with fewer than two of them there is no
     trade-off to show: a note says which are missing and None is returned.
     """
     from ..checkpoint import load
 
     folders = sweep_models() if folders is None else folders
     if len(folders) < 2:
-        print(f"delay sweep skipped: it needs at least two models {SWEEP_PREFIX}<D> in data/models (D in frames), "
+        print(f"delay sweep skipped: it needs at least two models {SWEEP_PREFIX}<D> among the models (D in frames), "
               f"found {[Path(f).name for f in folders] or 'none'}; train them with `dsm-lab train --delay-frames D`")
         return None
     rows = []

@@ -128,9 +128,10 @@ class TurnExplorer(W.VBox):
 
     def figure(self):
         """The trade-off curves with the current operating points, and the selected item's trace."""
-        import matplotlib.pyplot as plt
-
         from .. import plots
+        from ..extras import require
+
+        plt = require("matplotlib.pyplot", "lab.widgets")
 
         policies = self.current()
         result = self.results[self.item.value]
