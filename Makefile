@@ -3,7 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 pulseaudio pulseaudio-utils chromium
+# Speech engines of the corpus: espeak-ng, festival with three English voices, FreeTTS (the held-out engine).
+APT_PACKAGES := espeak-ng libespeak-ng1 festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts freetts \
+	libportaudio2 pulseaudio pulseaudio-utils chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: setup lab test lint bench clean-venv
