@@ -144,7 +144,7 @@ class Augmenter:
         cfg, rng = self.cfg, self.rng
         x = audio.astype(np.float64)
         if rng.random() < cfg.p_speed:
-            factor = rng.uniform(*cfg.speed)
+            factor = round(100 * rng.uniform(*cfg.speed)) / 100  # the ratio `speed` can make exactly
             x = speed(x, factor)
             words = [(w, s / factor, e / factor) for w, s, e in words]
         level = np.sqrt(np.mean(x**2)) + 1e-9
