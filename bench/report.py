@@ -25,7 +25,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-DOCS = [BENCH / "README.md", BENCH.parent / "README.md"]
+DOCS = [BENCH / "README.md", BENCH.parent / "README.md", BENCH.parent / "lab/data/models/dsm-tiny-en/MODEL_CARD.md"]
 BLOCK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
 
 
@@ -233,7 +233,40 @@ def wheel_install_table() -> str:
         f"{r['cores']} cores; packages from a local mirror and pip's cache, so install times, not download times).")
 
 
-TABLES = {"targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
+def voices_table() -> str:
+    r = json.loads((RESULTS / "voices.json").read_text())
+    body = []
+    for s in r["sets"]:
+        body.append([s["what"], s["held_out"], f"{s['items']} (-{s['dropped_for_overlap']})", s["overlap"],
+                     f"{100 * s['wer']:.1f} %", f"<= {100 * s['wer_target']:.0f} %",
+                     f"{s['question_f1']:.2f}", f"{100 * s['case_accuracy']:.1f} %",
+                     f"{s['emission_latency_p50_s']:.3f} / {s['emission_latency_p90_s']:.3f} s",
+                     f"{1000 * s['timestamp_error_s']:.0f} ms"])
+    header = ["test set", "held out", "items (dropped: sentence in training)", "overlap", "WER", "target", "?-F1",
+              "case", "emission latency p50 / p90", "start error"]
+    return table(header, body, "--rrrrrrrr") + (
+        f"\n\nModel `{Path(r['model']).name}` (D = {r['delay_frames']}): weights {r['weights_mb']} MB, "
+        f"{r['real_time_factor_1_thread']}x real time on one thread. Emission latency target: p50 <= D x 80 ms + "
+        f"200 ms = {r['delay_frames'] * 0.08 + 0.2:.2f} s. Source: `bench/results/voices.json` "
+        f"(`python bench/voices.py`).")
+
+
+def voices_turns_table() -> str:
+    r = json.loads((RESULTS / "voices.json").read_text())
+    body = []
+    for s in r["sets"]:
+        for row in s.get("end_of_turn", {}).get("rows", []):
+            body.append([s["set"], f"{row['baseline_value']:.2f} s", f"{100 * row['baseline_early_cut_rate']:.1f} %",
+                         f"{row['baseline_latency_p50_s']:.2f} s", f"{row['value']:.3f}",
+                         f"{100 * row['early_cut_rate']:.1f} %", f"{row['latency_p50_s']:.2f} s",
+                         "yes" if row["passes"] else "no"])
+    header = ["test set", "silence >=", "its early cuts", "its p50", f"{r.get('head_s', 2.0):g} s head > th",
+              "early cuts", "p50", "at most half"]
+    return table(header, body, "-rrrrrr-") + "\n\nSource: `bench/results/voices.json` (`python bench/voices.py`)."
+
+
+TABLES = {"voices": voices_table, "voices-turns": voices_turns_table,
+          "targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
           "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table, "synth-speed": synth_speed_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table}
 

@@ -79,7 +79,6 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--corpus", default="corpus")
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--out", default="bench/results/voices")
     args = ap.parse_args()
     torch.set_num_threads(1)
     corpus = Path(args.corpus)
@@ -89,7 +88,9 @@ def main():
     ten_s = np.random.default_rng(0).standard_normal(10 * 24_000).astype(np.float32) * 0.01
     model.transcribe((ten_s, 24_000))
     best = min(_timed(lambda: model.transcribe((ten_s, 24_000))) for _ in range(3))
-    out = {"model": str(model.info.source), "delay_frames": model.cfg.delay_frames, "n_params": model.n_params,
+    out = {"model": Path(str(model.info.source)).name, "delay_frames": model.cfg.delay_frames,
+           "n_params": model.n_params,
+           "head_s": HEAD_S,
            "weights_mb": None if weights is None else round(weights / 1e6, 2),
            "real_time_factor_1_thread": round(10.0 / best, 1), "sets": []}
 
@@ -107,10 +108,10 @@ def main():
         print(f"{name}: {row['items']} items ({dropped} dropped: a sentence also in training), overlap {overlap}, "
               f"WER {100 * row['wer']:.1f} %, ?-F1 {row['question_f1']:.2f}", flush=True)
 
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps(out, indent=1, default=_plain) + "\n")
-    Path(args.out + ".md").write_text(report(out))
-    print(report(out))
+    results = Path(__file__).resolve().parent / "results"
+    (results / "voices.json").write_text(json.dumps(out, indent=1, default=_plain) + "\n")
+    (results / "voices.md").write_text(report())
+    print(report())
 
 
 def _timed(fn) -> float:
@@ -123,33 +124,13 @@ def _plain(x):
     return x.item() if hasattr(x, "item") else str(x)
 
 
-def report(out: dict) -> str:
-    lines = [f"# Voices never heard in training: `{Path(out['model']).name}`", "",
-             "Made by `python bench/voices.py`; each test item sharing a sentence with the training corpus was "
-             "dropped first (overlap after: 0).", "",
-             "| test set | held out | items | WER | target | ?-F1 | case acc. | emission latency p50 / p90 |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
-    for s in out["sets"]:
-        lines.append(f"| {s['what']} | {s['held_out']} | {s['items']} (-{s['dropped_for_overlap']}) | "
-                     f"{100 * s['wer']:.1f} % | <= {100 * s['wer_target']:.0f} % | {s['question_f1']:.2f} | "
-                     f"{100 * s['case_accuracy']:.1f} % | {s['emission_latency_p50_s']:.3f} / "
-                     f"{s['emission_latency_p90_s']:.3f} s |")
-    lines += ["", f"Emission latency target: p50 <= D x 80 ms + 200 ms = {out['delay_frames'] * 0.08 + 0.2:.2f} s. "
-              f"Weights {out['weights_mb']} MB (target <= 20), {out['real_time_factor_1_thread']}x real time on one "
-              f"thread (target >= 25).", "",
-              f"## End of turn: the {HEAD_S:g} s head against a silence timer",
-              "", f"For each silence-timer setting with median latency in {LATENCY_RANGE_S[0]}-{LATENCY_RANGE_S[1]} s: "
-              "the head threshold with the fewest early cuts among those no slower at the median (misses <= 5 %). "
-              "Target: at most half the timer's early cuts.", "",
-              "| test set | silence >= s | its early cuts | its p50 | head > th | early cuts | p50 | passes |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for s in out["sets"]:
-        for r in s.get("end_of_turn", {}).get("rows", []):
-            lines.append(f"| {s['set']} | {r['baseline_value']:.2f} | {100 * r['baseline_early_cut_rate']:.1f} % | "
-                         f"{r['baseline_latency_p50_s']:.2f} s | {r['value']:.3f} | "
-                         f"{100 * r['early_cut_rate']:.1f} % | {r['latency_p50_s']:.2f} s | "
-                         f"{'yes' if r['passes'] else 'no'} |")
-    return "\n".join(lines) + "\n"
+def report() -> str:
+    from report import voices_table, voices_turns_table  # bench/report.py renders the tables everywhere
+
+    return (f"# Voices never heard in training\n\n{voices_table()}\n\n## End of turn: the {HEAD_S:g} s head "
+            f"against a silence timer\n\nFor each silence-timer setting with median latency in {LATENCY_RANGE_S[0]}-"
+            f"{LATENCY_RANGE_S[1]} s: the head threshold with the fewest early cuts among those no slower at the "
+            f"median (misses <= 5 %). Target: at most half the timer's early cuts.\n\n{voices_turns_table()}\n")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main() -> int:
         meta["snr_db"] = SNR_DB
         write_item(folder, name, (audio + noise).astype(np.float32), meta)
     # One turn from the grammar with the corpus's noise and level augmentation, as the model was trained.
-    audio, meta = synth.synthesize_turn(SEED, voice="en-us+m5")
+    audio, meta = synth.synthesize_turn(SEED, voice="en-us+m5", sentences="grammar")
     write_item(folder, "turn", audio, meta)
     total = sum(p.stat().st_size for p in folder.glob("*.wav")) + sum(p.stat().st_size for p in folder.glob("*.json"))
     for p in sorted(folder.glob("*.json")):
