@@ -265,7 +265,21 @@ def voices_turns_table() -> str:
     return table(header, body, "-rrrrrr-") + "\n\nSource: `bench/results/voices.json` (`python bench/voices.py`)."
 
 
-TABLES = {"voices": voices_table, "voices-turns": voices_turns_table,
+def embedded_eot_table() -> str:
+    r = json.loads((RESULTS / "embedded_model.json").read_text())
+    body = [[e["set"], e["items"], f"{e['head_s']:g} s > {e['threshold']:.3f}",
+             f"{100 * e['early_cut_rate']:.1f} % / {e['latency_p50_s']:.2f} s / {100 * e['miss_rate']:.1f} %",
+             f"{e['baseline_min_silence_s']:.2f} s",
+             f"{100 * e['baseline_early_cut_rate']:.1f} % / {e['baseline_latency_p50_s']:.2f} s / "
+             f"{100 * e['baseline_miss_rate']:.1f} %"] for e in r["end_of_turn"]]
+    header = ["test set", "items", "head > threshold (picked on val)", "early cuts / p50 latency / misses",
+              "silence timer at the same p50", "its early cuts / p50 / misses"]
+    return table(header, body, "-r----") + (
+        f"\n\n`lab.load()` {r['load_s']:.2f} s; transcribing 10 s of audio {r['transcribe_10s_s']:.2f} s on one "
+        f"thread. Source: `bench/results/embedded_model.json` (`python bench/embedded_model.py`).")
+
+
+TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
           "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table, "synth-speed": synth_speed_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table}
