@@ -87,3 +87,21 @@ def test_export_casts_the_weights_and_keeps_the_training_record(tiny_model_dir, 
     assert (full.steps["token"] == half.steps["token"]).mean() > 0.9  # fp16 rounding, nothing more
     assert main(["export", str(source), str(tmp_path / "x"), "--weights-dtype", "int8"]) == 2
     assert "int8" in capsys.readouterr().err
+
+
+def test_synth_with_several_engines_and_clear_refusals(tmp_path):
+    out = tmp_path / "corpus"
+    result = dsm_lab("synth", "--n", 6, "--seed", 2, "--out", out, "--engines", "espeak,festival,piper",
+                     "--exclude-voice", "festival:ked", "--json")
+    assert result.returncode == 0, result.stderr
+    metas = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    assert len(metas) == 6 and {m["engine"] for m in metas} <= {"espeak", "festival", "piper"}
+    assert len({m["engine"] for m in metas}) >= 2 and all(m["voice"] != "festival:ked" for m in metas)
+    for args, message in [(["--engines", "espeak,flite"], "reserved for acceptance"),
+                          (["--voice", "festival:nobody"], "festival has no voice 'nobody'"),
+                          (["--engines", "mbrola"], "unknown speech engine 'mbrola'")]:
+        bad = dsm_lab("synth", "--n", 1, "--out", tmp_path / "bad", *args)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+    shuffled = dsm_lab("synth", "--n", 2, "--seed", 3, "--out", tmp_path / "shuffle", "--sentences", "shuffle")
+    assert shuffled.returncode == 0, shuffled.stderr
+    assert all(not json.loads(p.read_text())["pauses"][:-1] for p in (tmp_path / "shuffle").glob("*.json"))
