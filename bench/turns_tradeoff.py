@@ -13,7 +13,7 @@ Method, so that nothing is tuned on the test set:
   4. Stricter, held out: for each baseline setting, the semantic setting is picked on val (fewest early
      cuts among thresholds no slower than that baseline setting on val) and only then scored on test
      (table 2).
-Writes bench/results/turns_tradeoff.md, turns_tradeoff.png (curves on test) and turns_example.png (the
+Writes bench/results/NAME.md, NAME.png (curves on test) and NAME_example.png (the
 test item the chosen policy cuts earliest, at its held-out operating point for a 0.5 s silence baseline).
 
     .venv/bin/python bench/turns_tradeoff.py [--model PATH] [--limit N] [--cache DIR]
@@ -41,6 +41,10 @@ import torch  # noqa: E402
 
 import lab  # noqa: E402
 from lab import evaluate, plots, turns  # noqa: E402
+from lab.train import corpus_sentences  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from voices import held_out_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 THRESHOLDS = tuple(sorted({*turns.ThresholdPolicy.sweep_values, 0.98, 0.985, 0.99, 0.995, 0.998}))
@@ -60,15 +64,15 @@ def baselines() -> list:
     return [turns.SilencePolicy(), turns.SileroPolicy()]
 
 
-def run(model, folder, limit, cache_dir):
-    """ItemResults of a corpus, kept in `cache_dir` (a local cache of our own outputs) for reruns."""
+def run(model, paths, limit, cache_dir, folder):
+    """ItemResults of a corpus's items, kept in `cache_dir` (a local cache of our own outputs) for reruns."""
     stamp = int(Path(model.source, "model.safetensors").stat().st_mtime)
-    key = f"{Path(folder).name}-{limit}-{Path(model.source).name}-{stamp}"
+    key = f"{Path(folder).name}-{limit}-{len(paths)}-{Path(model.source).name}-{stamp}"
     path = Path(cache_dir) / f"{key}.pkl" if cache_dir else None
     if path and path.is_file():
         return pickle.loads(path.read_bytes())
     t0 = time.perf_counter()
-    results = evaluate.run_items(model, folder, limit=limit, progress=True)
+    results = evaluate.run_items(model, paths, progress=True)
     print(f"{folder}: {len(results)} items streamed in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="default: lab/data/models/dsm-tiny-en, else runs/dsm-tiny-en/model")
     ap.add_argument("--val", default=str(ROOT / "corpus/val"))
-    ap.add_argument("--test", default=str(ROOT / "corpus/test"))
+    ap.add_argument("--test", default=str(ROOT / "corpus/test-heldout-engine"),
+                    help="default: turns spoken by FreeTTS, an engine the model never heard (make corpus)")
+    ap.add_argument("--train", default=str(ROOT / "corpus/train"),
+                    help="items of val and test sharing a sentence with this training corpus are dropped")
+    ap.add_argument("--name", default="turns_tradeoff", help="result files: NAME.md, NAME.png, NAME_example.png")
     ap.add_argument("--limit", type=int, default=None, help="items per corpus (development only)")
     ap.add_argument("--cache", default=str(ROOT / "runs/turns_bench_cache"), help="'' to disable")
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
@@ -150,7 +158,9 @@ def main(argv=None):
     model = lab.load(name)
     if not model.cfg.eot_horizons_s:
         sys.exit(f"{name}: {turns.NO_HEADS}")
-    val, test = run(model, args.val, args.limit, args.cache), run(model, args.test, args.limit, args.cache)
+    train = corpus_sentences(args.train) if Path(args.train).is_dir() else set()
+    val, test = (run(model, held_out_paths(Path(f), train, args.limit)[0], args.limit, args.cache, f)
+                 for f in (args.val, args.test))
 
     # 2. choose the semantic policy on val
     val_base = {b.name: sweep(val, b) for b in baselines()}
@@ -181,7 +191,7 @@ def main(argv=None):
               **test_base}
     ax = plots.plot_eot_tradeoff(curves, title=f"End of turn on corpus/test ({len(test)} turns): early cuts "
                                  "vs latency")
-    ax.figure.savefig(out / "turns_tradeoff.png", dpi=120, bbox_inches="tight")
+    ax.figure.savefig(out / f"{args.name}.png", dpi=120, bbox_inches="tight")
 
     # drill-down at the held-out operating point matched to a 0.5 s silence
     op = strict[(strict.baseline == turns.SilencePolicy().name) & np.isclose(strict.baseline_value, 0.5)]
@@ -193,7 +203,7 @@ def main(argv=None):
         r = next(r for r in test if r.name == worst["item"])
         ax = plots.plot_eot_trace(r, {f"{chosen.sweep_param} {op_value:g}": operating.decide(r.trace),
                                       "silence 0.5 s": turns.SilencePolicy(0.5).decide(r.trace)})
-        ax.figure.savefig(out / "turns_example.png", dpi=120, bbox_inches="tight")
+        ax.figure.savefig(out / f"{args.name}_example.png", dpi=120, bbox_inches="tight")
 
     units = {turns.SilencePolicy().name: "s", turns.SileroPolicy().name: "ms"}
     why_failing = []
@@ -212,8 +222,9 @@ def main(argv=None):
           f" ({model.n_params / 1e6:.2f} M parameters, heads {list(model.cfg.eot_horizons_s)} s); "
           f"val: {len(val)} turns of `{os.path.relpath(args.val, ROOT)}`, "
           f"test: {len(test)} turns of `{os.path.relpath(args.test, ROOT)}` (seed never used in "
-          f"training). Each item is followed by 3 s of its own noise floor. Command: "
-          f"`.venv/bin/python bench/turns_tradeoff.py{' --limit ' + str(args.limit) if args.limit else ''}`.\n",
+          f"training; items sharing a sentence with `{os.path.relpath(args.train, ROOT)}` dropped, overlap 0). "
+          f"Each item is followed by 3 s of its own noise floor. Command: "
+          f"`.venv/bin/python bench/turns_tradeoff.py {' '.join(argv if argv is not None else sys.argv[1:])}`.\n",
           f"Criterion: at every baseline setting with median detection latency in {LATENCY_RANGE_S[0]}-"
           f"{LATENCY_RANGE_S[1]} s, some semantic setting with no greater median latency has at most "
           f"{FACTOR:g} x its early-cut rate. Semantic settings that miss more than {MAX_MISS:.0%} of turns "
@@ -239,7 +250,7 @@ def main(argv=None):
         md += [f"| {r.item} | {r.decision_s:.2f} s | {r.cut_in} | {r.pause_s:.2f} s | {r.said_so_far} | "
                f"{r.still_to_say} | {getattr(r, 'p_eot_2s', float('nan')):.2f} |" for r in show.itertuples()]
     md += ["\nFigures: `turns_tradeoff.png` (curves on test), `turns_example.png` (the earliest cut above).\n"]
-    (out / "turns_tradeoff.md").write_text("\n".join(md) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0 if curve.passes.all() else 1
 
