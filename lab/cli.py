@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in [("delay_frames", int), ("d_model", int), ("num_layers", int), ("num_heads", int),
                        ("ffn_hidden", int), ("vocab_size", int), ("batch_size", int), ("lr", float),
                        ("max_steps", int), ("minutes", float), ("seed", int), ("name", str),
-                       ("threads", int)]:
+                       ("threads", int), ("reload_every_s", float)]:
         tr.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     tr.add_argument("--holdout", action="append", default=None,
                     help="a val/test corpus folder: training items sharing a sentence with it are left out "

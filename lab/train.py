@@ -62,6 +62,9 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True  # lab.augment on every item (off: gain, white noise and shift only, as before)
     holdout: tuple[str, ...] = ()  # folders whose sentences are dropped from training (val and test sets)
+    # Re-read the corpus folder this often (0: never), so training can start while `dsm-lab synth` is still
+    # writing it: on two cores the two overlap, and the first steps do not need the whole corpus.
+    reload_every_s: float = 0.0
     ckpt_every_s: float = 300.0
     threads: int = 0  # torch threads (0: torch's default, one per core)
     name: str = "dsm-tiny-en"
@@ -311,6 +314,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         info = _load_train_state(run, opt)
         step, elapsed = info["step"], info["elapsed_s"]
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
+    n_seen = sum(1 for _ in Path(cfg.corpus).glob("*.json"))  # counted first: a later item is never missed
     items = load_corpus(cfg.corpus, cfg.max_seconds, tuple(cfg.holdout), log=log)
     batches = Prefetch(Batches(items, tok, cfg, seed=cfg.seed * 1000 + step))
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
@@ -321,6 +325,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step", mininterval=5)
+    last_reload = time.perf_counter()
     model.train()
     while step < cfg.max_steps and (elapsed := time.perf_counter() - start) < budget_s:
         # Schedule by the larger of step and time progress, so the run ends cooled down either way.
@@ -342,6 +347,14 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                 f.write(json.dumps({"step": step, "elapsed_s": round(elapsed, 1), "lr": lr,
                                     "text_loss": text_loss.item(), "eot_loss": eot_loss.item(),
                                     "token_acc": acc.item()}) + "\n")
+        if cfg.reload_every_s and time.perf_counter() - last_reload > cfg.reload_every_s:
+            last_reload = time.perf_counter()
+            n_files = sum(1 for _ in Path(cfg.corpus).glob("*.json"))
+            grown = load_corpus(cfg.corpus, cfg.max_seconds, tuple(cfg.holdout)) if n_files > n_seen else []
+            n_seen = max(n_seen, n_files)
+            if len(grown) > len(batches.make.items):
+                log(f"step {step}: the corpus grew to {len(grown)} items")
+                batches.make.items = grown  # the batch thread picks the new list up at its next batch
         if time.perf_counter() - last_ckpt > cfg.ckpt_every_s:
             _checkpoint(model, run, opt, step, time.perf_counter() - start, tok_path, cfg)
             last_ckpt = time.perf_counter()

@@ -151,3 +151,26 @@ def test_resume_continues_from_the_saved_step_with_the_saved_weights(tokenizer_p
     assert any(not torch.equal(after_3[k], after_5[k]) for k in after_3)
     info = json.loads((run / "model" / "config.json").read_text())
     assert info["training"]["steps"] == 5
+
+
+def test_training_picks_up_items_written_while_it_runs(tokenizer_path, tmp_path):
+    """`reload_every_s`: a corpus still being written by `dsm-lab synth` grows under the trainer."""
+    _write_corpus(tmp_path / "corpus", n=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+    late = tmp_path / "late"
+    _write_corpus(late, n=4)
+    logs = []
+
+    def log(message):
+        logs.append(message)
+        if message.startswith("2 items"):  # training has started: the synthesiser writes two more items
+            for p in sorted(late.glob("item[23].*")):
+                (tmp_path / "corpus" / p.name).write_bytes(p.read_bytes())
+
+    train(_tiny_train_config(tmp_path, max_steps=3, reload_every_s=1e-9), log=log)
+    assert logs[0].startswith("2 items") and "step 1: the corpus grew to 4 items" in logs
+    logs.clear()
+    train(_tiny_train_config(tmp_path, max_steps=3, reload_every_s=0.0, out=str(tmp_path / "run2")), log=logs.append)
+    assert not any("grew" in m for m in logs)
