@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lab import synth
-from lab.synth import engines, grammar
+from lab.synth import engines, grammar, registry
 
 SR = 24000
 TEXT = "what time is it in | new york? set a timer for five minutes"
@@ -54,17 +54,17 @@ def test_written_form_has_case_and_punctuation(spoken):
 
 def test_flite_is_refused_and_unknown_names_are_clear():
     with pytest.raises(ValueError, match="reserved for acceptance"):
-        engines.get_engine("flite")
+        registry.get_engine("flite")
     with pytest.raises(ValueError, match="unknown speech engine 'mbrola'"):
-        engines.get_engine("mbrola")
+        registry.get_engine("mbrola")
     with pytest.raises(engines.EngineUnavailable, match="festival has no voice 'rab'.*kal"):
-        engines.check_voice("festival:rab")
+        registry.check_voice("festival:rab")
 
 
 def test_a_missing_engine_names_its_package(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(engines.EngineUnavailable, match="Debian package festival"):
-        engines.check_voice("festival:slt")
+        registry.check_voice("festival:slt")
 
 
 def test_engine_voices_and_voice_pool():

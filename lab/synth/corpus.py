@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .engines import EngineUnavailable, check_voice, engine_voices
+from .engines import EngineUnavailable
+from .registry import check_voice, engine_voices
 from .turn import SAMPLE_RATE, VOICES, synthesize_turn
 
 

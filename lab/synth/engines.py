@@ -12,6 +12,7 @@ engine's own events where it gives them:
 | `freetts`  | Debian `freetts` (Java)                   | kevin16 (diphone)              | energy edges + letters  |
 
 A voice is named `engine:voice` ("festival:slt", "piper:joe"); a bare name is an espeak voice ("en-us+m3").
+Engines are found by name in `lab.synth.registry` (`get_engine`), which imports them; each imports only this.
 `freetts` is the engine held out of training (`HELDOUT_ENGINE`): the models never hear it before a test.
 `flite` is reserved for acceptance and refused here, so nothing can train or select on it by accident.
 """
@@ -82,39 +83,3 @@ def spans_by_letters(start: int, end: int, words: list[str]) -> list[tuple[int, 
     edges = start + np.concatenate([[0.0], np.cumsum(letters)]) / letters.sum() * (end - start)
     edges = np.round(edges).astype(int)
     return [(int(edges[i]), int(max(edges[i + 1], edges[i] + 1))) for i in range(len(words))]
-
-
-_ENGINES: dict[str, Engine] = {}
-
-
-def get_engine(name: str) -> Engine:
-    """The engine called `name` (espeak, festival, piper, freetts); a clear error for anything else."""
-    if name in RESERVED_ENGINES:
-        raise ValueError(RESERVED_ENGINES[name])
-    if name not in _ENGINES:
-        if name == "espeak":
-            from .engine_espeak import EspeakEngine as cls
-        elif name == "festival":
-            from .engine_festival import FestivalEngine as cls
-        elif name == "piper":
-            from .engine_piper import PiperEngine as cls
-        elif name == "freetts":
-            from .engine_freetts import FreeTTSEngine as cls
-        else:
-            raise ValueError(f"unknown speech engine {name!r}; known: {', '.join(ENGINE_NAMES)}")
-        _ENGINES[name] = cls()
-    return _ENGINES[name]
-
-
-ENGINE_NAMES = ("espeak", "festival", "piper", "freetts")
-
-
-def engine_voices(name: str) -> list[str]:
-    """Every voice of one engine, as `engine:voice` names (bare names for espeak)."""
-    engine = get_engine(name)
-    return [v if name == "espeak" else f"{name}:{v}" for v in engine.voices]
-
-
-def check_voice(voice: str) -> None:
-    engine, name = split_voice(voice)
-    get_engine(engine).check(name)

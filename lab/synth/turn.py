@@ -33,7 +33,8 @@ from scipy.signal import resample_poly
 
 from . import grammar
 from .engine_espeak import BASE_WPM, ESPEAK_VOICES
-from .engines import Spoken, Style, get_engine, split_voice
+from .engines import Spoken, Style, split_voice
+from .registry import get_engine
 
 SAMPLE_RATE = 24000
 
