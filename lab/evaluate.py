@@ -89,7 +89,7 @@ def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, prog
             text, hyp, steps = t.text, t.words, t.steps
         else:
             text, hyp, steps = "", [], pd.DataFrame({"step": [], "time_s": []})
-        trace = turns.Trace.from_steps(steps, padded, rate, name)
+        trace = turns.Trace.from_steps(steps, padded, rate, name, words=hyp)
         results.append(ItemResult(name, " ".join(w["text"] for w in words), text, words, hyp, steps,
                                   words[0]["start"], words[-1]["end"], meta["turns"], meta["pauses"],
                                   trace))
