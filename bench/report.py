@@ -233,6 +233,18 @@ def wheel_install_table() -> str:
         f"{r['cores']} cores; packages from a local mirror and pip's cache, so install times, not download times).")
 
 
+def word_times_table() -> str:
+    r = json.loads((RESULTS / "word_times.json").read_text())
+    e, m = r["end_error_ms"], r["end_error_ms_median"]
+    body = [["start: the EPAD before the word", f"{r['start_error_ms']:.0f}", "", "100 %"],
+            ["end: the next EPAD (Kyutai's server, lab's rule)", f"{e['next_epad']:.0f}", f"{m['next_epad']:.0f}",
+             f"{100 * r['ends_known_next_epad']:.0f} %"],
+            ["end: start + pieces x 80 ms (former rule)", f"{e['pieces']:.0f}", f"{m['pieces']:.0f}", "100 %"]]
+    return table(["word time", "mean error (ms)", "median (ms)", "known for"], body, "-rrr") + (
+        f"\n\nSource: `results/word_times.json` (`python bench/word_times.py`; {r['model']}, "
+        f"{r['matched_words']} matched words of the shipped clips {', '.join(r['clips'])}).")
+
+
 def voices_table() -> str:
     r = json.loads((RESULTS / "voices.json").read_text())
     body = []
@@ -241,10 +253,11 @@ def voices_table() -> str:
                      f"{100 * s['wer']:.1f} %", f"<= {100 * s['wer_target']:.0f} %",
                      f"{s['question_f1']:.2f}", f"{100 * s['case_accuracy']:.1f} %",
                      f"{s['emission_latency_p50_s']:.3f} / {s['emission_latency_p90_s']:.3f} s",
-                     f"{1000 * s['timestamp_error_s']:.0f} ms"])
+                     f"{1000 * s['timestamp_error_s']:.0f} ms",
+                     f"{1000 * s['end_error_s']:.0f} ms" if "end_error_s" in s else "not measured"])
     header = ["test set", "held out", "items (dropped: sentence in training)", "overlap", "WER", "target", "?-F1",
-              "case", "emission latency p50 / p90", "start error"]
-    return table(header, body, "--rrrrrrrr") + (
+              "case", "emission latency p50 / p90", "start error", "end error (next EPAD)"]
+    return table(header, body, "--rrrrrrrrr") + (
         f"\n\nModel `{Path(r['model']).name}` (D = {r['delay_frames']}): weights {r['weights_mb']} MB, "
         f"{r['real_time_factor_1_thread']}x real time on one thread. Emission latency target: p50 <= D x 80 ms + "
         f"200 ms = {r['delay_frames'] * 0.08 + 0.2:.2f} s. Source: `bench/results/voices.json` "
@@ -282,7 +295,8 @@ def embedded_eot_table() -> str:
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
           "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table, "synth-speed": synth_speed_table,
-          "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table}
+          "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
+          "word-times": word_times_table}
 
 
 def render(text: str) -> str:

@@ -27,7 +27,8 @@ def cmd_transcribe(args):
                 _print_json({"type": "word", "text": e.text, "start_s": e.start_s, "end_s": e.end_s,
                              "emitted_s": e.emitted_s})
             else:
-                print(f"{e.start_s:8.2f} {e.end_s:8.2f}  {e.text}   (emitted at {e.emitted_s:.2f} s)")
+                end = "       ?" if e.end_s is None else f"{e.end_s:8.2f}"  # no EPAD came after it
+                print(f"{e.start_s:8.2f} {end}  {e.text}   (emitted at {e.emitted_s:.2f} s)")
         elif isinstance(e, EndOfTurn):
             if args.json:
                 _print_json({"type": "end_of_turn", "time_s": e.time_s, "p": round(e.p, 4),

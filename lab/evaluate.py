@@ -89,7 +89,7 @@ def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, prog
             text, hyp, steps = t.text, t.words, t.steps
         else:
             text, hyp, steps = "", [], pd.DataFrame({"step": [], "time_s": []})
-        trace = turns.Trace.from_steps(steps, padded, rate, name)
+        trace = turns.Trace.from_steps(steps, padded, rate, name, words=hyp)
         results.append(ItemResult(name, " ".join(w["text"] for w in words), text, words, hyp, steps,
                                   words[0]["start"], words[-1]["end"], meta["turns"], meta["pauses"],
                                   trace))
@@ -97,16 +97,21 @@ def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, prog
 
 
 def transcription_summary(results: list[ItemResult]) -> dict:
-    """WER, emission latency p50/p90 and the mean timestamp error (|model start - reference start|) of the
-    words matched by metrics.match_words."""
+    """WER, emission latency p50/p90 and, over the words matched by metrics.match_words, the mean error of
+    word starts (`timestamp_error_s`: |model start - reference start|) and of word ends (`end_error_s`, over
+    the words whose end an EPAD gave; `ends_known`: their share)."""
     lat = np.concatenate([metrics.emission_latencies(r.ref_words, r.words) for r in results])
-    ts_err = [abs(r.words[j].start_s - r.ref_words[i]["start"]) for r in results
-              for i, j in metrics.match_words([w["text"] for w in r.ref_words], [w.text for w in r.words])]
+    pairs = [(r.ref_words[i], r.words[j]) for r in results
+             for i, j in metrics.match_words([w["text"] for w in r.ref_words], [w.text for w in r.words])]
+    ts_err = [abs(w.start_s - ref["start"]) for ref, w in pairs]
+    end_err = [abs(w.end_s - ref["end"]) for ref, w in pairs if w.end_s is not None]
     p = metrics.percentiles(lat)
     return {"items": len(results), "words": sum(len(r.ref_words) for r in results),
             "wer": metrics.wer([r.reference for r in results], [r.hypothesis for r in results]),
             "emission_latency_p50_s": p["p50"], "emission_latency_p90_s": p["p90"],
-            "timestamp_error_s": float(np.mean(ts_err)) if ts_err else float("nan")}
+            "timestamp_error_s": float(np.mean(ts_err)) if ts_err else float("nan"),
+            "end_error_s": float(np.mean(end_err)) if end_err else float("nan"),
+            "ends_known": len(end_err) / len(pairs) if pairs else float("nan")}
 
 
 # ------------------------------------------------------------------------------------------ end of turn

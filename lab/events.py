@@ -1,9 +1,10 @@
-"""What a stream says: one `Step` per 80 ms frame, a `Word` when a word is complete, an `EndOfTurn` when
-the end-of-turn policy decides the speaker has finished. A whole file gives a `Transcript`."""
+"""What a stream says: one `Step` per 80 ms frame, a `Word` when a word is complete, a `WordEnd` when the text
+stream says where that word ended (later: at the next EPAD), an `EndOfTurn` when the end-of-turn policy
+decides the speaker has finished. A whole file gives a `Transcript`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -21,11 +22,43 @@ class Step:
 
 @dataclass(frozen=True)
 class Word:
+    """A complete word. Its times follow Kyutai's server (lab.tokenizer.WordAssembler): it starts at the EPAD
+    before it and ends at the next EPAD, which has usually not come yet when the word is delivered: end_s is
+    then None and a `WordEnd` follows. In a `Transcript` the ends are filled in; None means no EPAD ever came
+    (the last word before the stream ended)."""
+
     text: str
-    start_s: float  # step of its first piece / 12.5 - delay: when the word was spoken
-    end_s: float  # step at which the model stopped writing it / 12.5 - delay
+    start_s: float  # the EPAD before it, dated (step + 1) / 12.5 - delay: when the word was spoken
+    end_s: float | None  # the next EPAD, dated the same way; None while unknown
     emitted_s: float  # stream time at which the word was complete and delivered
     stream: int = 0
+
+
+@dataclass(frozen=True)
+class WordEnd:
+    """The end of an earlier `Word` (same text, start_s and stream), known at the next EPAD (moshi-server's
+    `EndWord` message)."""
+
+    text: str
+    start_s: float
+    end_s: float
+    emitted_s: float  # stream time of the EPAD's step
+    stream: int = 0
+
+
+def with_word_ends(events) -> list[Word]:
+    """The `Word`s of an event list with each `WordEnd` applied to the word it ends."""
+    words: list[Word] = []
+    for e in events:
+        if isinstance(e, Word):
+            words.append(e)
+        elif isinstance(e, WordEnd):
+            for i in range(len(words) - 1, -1, -1):
+                w = words[i]
+                if (w.stream, w.text, w.start_s) == (e.stream, e.text, e.start_s) and w.end_s is None:
+                    words[i] = replace(w, end_s=e.end_s)
+                    break
+    return words
 
 
 @dataclass(frozen=True)

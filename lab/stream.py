@@ -32,7 +32,7 @@ import torch
 
 from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
 from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
-from .events import EndOfTurn, Step, Transcript, Word, steps_frame
+from .events import EndOfTurn, Step, Transcript, steps_frame, with_word_ends
 from .kvcache import KVCache
 from .live_turns import ThresholdEndOfTurn
 from .tokenizer import WordAssembler
@@ -118,7 +118,10 @@ class Streamer:
         return policy
 
     def _assembler(self, i):
-        return WordAssembler(self.model.tokenizer, FRAME_RATE, self.delay_s, stream=i)
+        # "scripts" writes each token one step earlier than "training" (the same token: its step t is the
+        # training step t + 1), so its dates subtract one frame less.
+        shift = 1 / FRAME_RATE if self.alignment == "scripts" else 0.0
+        return WordAssembler(self.model.tokenizer, FRAME_RATE, self.delay_s - shift, stream=i)
 
     @property
     def delay_s(self) -> float:
@@ -254,9 +257,7 @@ class Streamer:
         time_s = self._time_s(step)
         probs = dict(zip(self.horizons, p_eot))
         out: list = [Step(step, time_s, token, tok.piece(token), probs, compute_ms, stream=i)]
-        word = s.words[i].push(step, token, time_s)
-        if word is not None:
-            out.append(word)
+        out += s.words[i].push(step, token, time_s)
         policy = s.policies[i]
         if policy is not None:
             for t, p in policy.update(time_s, probs, tok.is_text(token), frame):
@@ -286,7 +287,7 @@ def transcribe(model, source, sample_rate: int | None = None, alignment: str | N
     events = stream.feed(to_mono_float(audio, what="audio"), sample_rate)
     events += stream.flush()
     steps = [e for e in events if isinstance(e, Step)]
-    words = [e for e in events if isinstance(e, Word)]
+    words = with_word_ends(events)
     return Transcript(text=" ".join(w.text for w in words), words=words,
                       steps=steps_frame(steps, model.cfg.eot_horizons_s),
                       end_of_turns=[e for e in events if isinstance(e, EndOfTurn)])

@@ -2,7 +2,7 @@
 
 PAD (id 3) says "nothing new on this frame"; EPAD (id 0) says "a word starts on the next frame". Any other
 id is a sentencepiece piece; a piece that begins with "▁" starts a word. `WordAssembler` turns one stream's
-tokens back into timed words, the way a live transcript sees them.
+tokens back into timed words, the way a live transcript sees them, with Kyutai's server's timing rule.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from .events import Word
+from .events import Word, WordEnd
 
 WORD_START = "\u2581"  # sentencepiece's word-boundary mark
 
@@ -61,46 +61,76 @@ class Tokenizer:
 
 
 class WordAssembler:
-    """Collects one stream's pieces into words with timestamps.
+    """Collects one stream's pieces into words, timed by Kyutai's rule (moshi-server, moshi-core asr.rs).
 
-    A word starts with a "▁" piece and is complete when the next token is not a continuation piece
-    (PAD, EPAD or a new word). Its times: start = first piece's step / frame_rate - delay, end = the step
-    that completed it / frame_rate - delay, emitted = the stream time of that completing step.
+    The text stream marks where words *start*: EPAD at step k says "a word starts at the next step", and the
+    model writes nothing that marks where a word ends. Kyutai's server therefore dates an EPAD at step k as
+    (k + 1) / 12.5 - delay, starts a word at the EPAD before it and ends it at the next EPAD (its `EndWord`
+    message). We do the same: a word is delivered (`Word`, end_s None) when the next token is not a
+    continuation piece, and its `WordEnd` comes with the next EPAD. A word's end is thus the start of what
+    the speaker says next: close to the truth inside a sentence, a pause too late before a pause, and
+    unknown (None) for the last word of a stream.
+
+    Where the server has nothing to say we name our choice: a word whose pieces directly follow another
+    word's (no PAD or EPAD between; the server would merge them) starts at its first piece's step - 1,
+    dated as above, and so does a word with no EPAD since the previous one; a word that no EPAD has ended
+    when the next word starts ends there (the server would leave it without an end).
     """
 
     def __init__(self, tokenizer: Tokenizer, frame_rate: float, delay_s: float, stream: int = 0):
         self.tokenizer, self.frame_rate, self.delay_s, self.stream = tokenizer, frame_rate, delay_s, stream
         self.pieces: list[int] = []
-        self.first_step = 0
+        self.start_s = 0.0
+        self.last_epad_s: float | None = None  # the EPAD since the last word, if any
+        self.unended: list[Word] = []  # delivered words whose end the next EPAD will give
 
-    def _timestamp(self, step: int) -> float:
-        return round(step / self.frame_rate - self.delay_s, 4)
+    def date(self, step: int) -> float:
+        """Time of the token written at `step`, as the server dates an EPAD there."""
+        return round((step + 1) / self.frame_rate - self.delay_s, 4)
 
-    def push(self, step: int, token: int, time_s: float) -> Word | None:
-        """Feed the token of one step; returns the word it completed, if any."""
+    def push(self, step: int, token: int, time_s: float) -> list[Word | WordEnd]:
+        """Feed the token of one step; returns the words it completed and the word ends it gave."""
         tok = self.tokenizer
         if tok.is_text(token) and not tok.starts_word(token) and self.pieces:
             self.pieces.append(token)  # continuation of the current word
-            return None
+            return []
+        out: list[Word | WordEnd] = []
         done = self.close(step, time_s)
+        if done is not None:
+            out.append(done)
+        if token == tok.epad_id:
+            self.last_epad_s = self.date(step)
+            out += self._end(self.last_epad_s, time_s)
         if tok.is_text(token):  # a new word (a stray continuation piece also starts one)
-            self.pieces, self.first_step = [token], step
-        return done
+            self.pieces = [token]
+            self.start_s = self.last_epad_s if self.last_epad_s is not None else self.date(step - 1)
+            self.last_epad_s = None
+            out += self._end(self.start_s, time_s)  # words no EPAD has ended end where this one starts
+        return out
+
+    def _end(self, end_s: float, time_s: float) -> list[WordEnd]:
+        ends = [WordEnd(w.text, w.start_s, end_s, round(time_s, 4), self.stream) for w in self.unended]
+        self.unended = []
+        return ends
 
     def close(self, step: int, time_s: float) -> Word | None:
+        """Deliver the word being assembled, if any (its end still unknown)."""
         if not self.pieces:
             return None
         text = self.tokenizer.decode(self.pieces).strip()
-        word = Word(text, self._timestamp(self.first_step), self._timestamp(step), round(time_s, 4), self.stream)
         self.pieces = []
-        return word if text else None
+        if not text:
+            return None
+        word = Word(text, self.start_s, None, round(time_s, 4), self.stream)
+        self.unended.append(word)
+        return word
 
     @property
     def partial(self) -> str:
         return self.tokenizer.decode(self.pieces).strip()
 
     def __repr__(self):
-        return f"WordAssembler(partial={self.partial!r})"
+        return f"WordAssembler(partial={self.partial!r}, unended={[w.text for w in self.unended]})"
 
 
 def train_tokenizer(texts: list[str], out_path: str | Path, vocab_size: int = 1000) -> Path:

@@ -26,17 +26,21 @@ class Trace:
     audio: np.ndarray | None = None  # mono PCM the stream heard, for the acoustic baselines
     sample_rate: int = SAMPLE_RATE
     name: str = ""
+    word_times_s: np.ndarray | None = None  # stream time at which each word was delivered (Word.emitted_s)
     cache: dict = field(default_factory=dict, repr=False)  # per-trace features, computed once for sweeps
 
     @classmethod
-    def from_steps(cls, steps, audio=None, sample_rate: int = SAMPLE_RATE, name: str = "") -> Trace:
-        """From `Transcript.steps` (a DataFrame with time_s and p_eot_{h}s columns); with `audio`, only the
-        steps within it (transcribe's flush steps past the end are dropped)."""
+    def from_steps(cls, steps, audio=None, sample_rate: int = SAMPLE_RATE, name: str = "",
+                   words=None) -> Trace:
+        """From `Transcript.steps` (a DataFrame with time_s and p_eot_{h}s columns) and, for the policies that
+        listen for words (Unmute's), `Transcript.words`; with `audio`, only the steps within it
+        (transcribe's flush steps past the end are dropped)."""
         if audio is not None:  # steps past the audio are the flush's, not something a live stream sees
             steps = steps[steps["time_s"] <= len(audio) / sample_rate + 1e-6]
         heads = {float(c[len("p_eot_"):-1]): steps[c].to_numpy(float) for c in steps.columns
                  if c.startswith("p_eot_") and c.endswith("s")}
-        return cls(steps["time_s"].to_numpy(float), heads, audio, sample_rate, name)
+        word_times = None if words is None else np.array([w.emitted_s for w in words], float)
+        return cls(steps["time_s"].to_numpy(float), heads, audio, sample_rate, name, word_times)
 
     @property
     def horizons(self) -> tuple[float, ...]:

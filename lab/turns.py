@@ -8,7 +8,9 @@ dataclasses whose fields are all their parameters; `lab.metrics` judges their de
 
     semantic (kind "semantic"): ThresholdPolicy   one head above a threshold (Kyutai's examples: 2 s head > 0.5)
                                 EMAPolicy         the same on an exponential moving average (attack/release)
-                                HysteresisPolicy  Unmute's: pause above 0.6 on the EMA, speech again below 0.4
+                                UnmutePolicy      Kyutai Unmute's: the EMA of the 2 s head above 0.6 while the
+                                                  user speaks, re-armed by the first word of a new turn
+                                HysteresisPolicy  ours: pause above 0.6 on the EMA, speech again below 0.4
                                 VetoedSilencePolicy  a silence timer that waits while the head disagrees
     silence  (kind "silence"):  SilencePolicy     a silence of `min_silence_s` after speech (energy VAD, ours)
     acoustic (kind "acoustic"): SileroPolicy      Silero VAD's end of speech after `min_silence_duration_ms`
@@ -16,6 +18,7 @@ dataclasses whose fields are all their parameters; `lab.metrics` judges their de
 
 A decision fires once, then the policy must see speech again (re-arm) before it can fire again; none fires
 before the policy has seen speech at all, so a silence before the first word is never an end of turn.
+UnmutePolicy re-arms as Unmute does, on a word; it reads the trace's word times (`Trace.word_times_s`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .config import FRAME_RATE
 from .events import eot_column
 from .silero import SileroPolicy, silero_end_decisions, silero_speech_probs  # noqa: F401 (the baseline, here too)
 from .trace import NO_HEADS, Trace, default_horizon, ema  # noqa: F401 (what policies read, importable from here)
@@ -94,11 +98,90 @@ class EMAPolicy:
         return hysteresis_decisions(trace.times_s, v, self.threshold, self.threshold, self.warmup_steps)
 
 
+def unmute_decisions(times_s, p, word_times_s, threshold: float = 0.6, attack_s: float = 0.01,
+                     release_s: float = 0.01, warmup_steps: int = 12, initial: float = 1.0, flush_s: float = 0.5,
+                     barge_in_below: float = 0.4, uninterruptible_s: float = 3.0) -> tuple[list[float], list[float]]:
+    """Unmute's turn-taking on one user stream (unmute/unmute_handler.py, unmute/stt/speech_to_text.py):
+    (end-of-turn decisions, barge-ins), in stream seconds.
+
+    Per step, in Unmute's order: the step's probability updates the EMA (the first `warmup_steps` steps are
+    skipped: the EMA keeps `initial`); a word delivered at this step that opens a new user message (the bot
+    had the turn, or nobody had) forces the EMA to 0 and hands the turn to the user; then, checking as audio
+    comes in: while the user has the turn and no flush runs, EMA > `threshold` is an end of turn, and a flush
+    of `flush_s` stream seconds starts (its words still belong to the user's message); when the flush is
+    over the bot has the turn; while the bot has it, EMA < `barge_in_below` after `uninterruptible_s` of
+    audio is a barge-in (the bot stops; the turn is nobody's until the next word).
+    """
+    t, p = np.asarray(times_s, float), np.asarray(p, float)
+    words = np.sort(np.asarray([] if word_times_s is None else word_times_s, float))
+    dt = 1 / FRAME_RATE  # Unmute's FRAME_TIME_SEC, whatever the steps' timing
+    turn, flush_until, v, w = "nobody", None, float(initial), 0
+    decisions, barge_ins = [], []
+    for k, (tk, pk) in enumerate(zip(t, p)):
+        if k >= warmup_steps:
+            half_life = attack_s if pk > v else release_s
+            v += (1 - 2 ** (-dt / half_life)) * (pk - v)
+        while w < len(words) and words[w] <= tk + 1e-9:
+            w += 1
+            if turn != "user":  # the first word of a new user message
+                turn, v = "user", 0.0
+        if flush_until is not None:
+            if tk > flush_until + 1e-9:
+                flush_until, turn = None, "bot"
+        elif turn == "user" and v > threshold:
+            decisions.append(float(tk))
+            flush_until = tk + flush_s
+        elif turn == "bot" and v < barge_in_below and tk > uninterruptible_s:
+            barge_ins.append(float(tk))
+            turn = "nobody"
+    return decisions, barge_ins
+
+
+@dataclass(frozen=True)
+class UnmutePolicy:
+    """Kyutai Unmute's end of turn, as its code does it (`unmute_decisions`): the 2 s head's EMA above 0.6,
+    checked only while the user has the turn; the turn is the user's from the first word of a new message
+    (which also forces the EMA to 0) until a decision and its flush; the first 12 steps are ignored. Its
+    "< 0.4" is not a re-arming level but the barge-in test while the bot speaks (`barge_ins`)."""
+
+    horizon_s: float = 2.0  # Unmute reads prs[2], the 2 s head
+    threshold: float = 0.6
+    attack_s: float = 0.01
+    release_s: float = 0.01
+    warmup_steps: int = 12
+    initial: float = 1.0
+    flush_s: float = 0.5  # Unmute's STT_DELAY_SEC: how long (stream time) its flush runs
+    kind: ClassVar[str] = "semantic"
+    sweep_param: ClassVar[str] = "threshold"
+    sweep_values: ClassVar[tuple] = ThresholdPolicy.sweep_values
+
+    @property
+    def name(self) -> str:
+        return f"unmute {eot_column(self.horizon_s)}"
+
+    def _run(self, trace: Trace) -> tuple[list[float], list[float]]:
+        if trace.word_times_s is None:
+            raise ValueError(f"{self.name} re-arms on words: trace {trace.name!r} has no word_times_s "
+                             "(Trace.from_steps(..., words=transcript.words))")
+        return unmute_decisions(trace.times_s, trace.head(self.horizon_s), trace.word_times_s, self.threshold,
+                                self.attack_s, self.release_s, self.warmup_steps, self.initial, self.flush_s)
+
+    def decide(self, trace: Trace) -> list[float]:
+        return self._run(trace)[0]
+
+    def barge_ins(self, trace: Trace) -> list[float]:
+        """Where Unmute's voice detection would have stopped the bot (it assumes the bot spoke after each
+        decision until the user's next word)."""
+        return self._run(trace)[1]
+
+
 @dataclass(frozen=True)
 class HysteresisPolicy:
-    """Unmute's scheme: the EMA of the 2 s head above `pause_above` is a pause (end of turn); the speaker is
-    speaking again only once it falls below `speech_below`, so a probability that hovers near one level
-    cannot fire twice. Unmute's EMA half-lives are 0.01 s: in effect no smoothing at 12.5 Hz."""
+    """Our policy (not Unmute's, see UnmutePolicy): the EMA of the 2 s head above `pause_above` is a pause
+    (end of turn); the speaker is speaking again only once it falls below `speech_below`, so a probability
+    that hovers near one level cannot fire twice. The levels and the EMA borrow Unmute's numbers (0.6; 0.4 is
+    Unmute's barge-in level, used there only while the bot speaks; half-lives 0.01 s, in effect no smoothing
+    at 12.5 Hz), but Unmute re-arms on a word, not on the probability."""
 
     horizon_s: float = 2.0
     pause_above: float = 0.6
@@ -251,12 +334,12 @@ def with_value(policy, value):
 
 
 def default_policies(horizons) -> list:
-    """The policies a lab session compares: a threshold on each head, the EMA, Unmute's hysteresis and the
-    vetoed silence timer on the default head, then the silence and Silero baselines. Without heads: the
-    baselines alone."""
+    """The policies a lab session compares: a threshold on each head, the EMA, Unmute's policy, our
+    hysteresis and the vetoed silence timer on the default head, then the silence and Silero baselines.
+    Without heads: the baselines alone."""
     semantic = []
     if horizons:
         h = default_horizon(horizons)
-        semantic = [*(ThresholdPolicy(x) for x in horizons), EMAPolicy(h), HysteresisPolicy(h),
+        semantic = [*(ThresholdPolicy(x) for x in horizons), EMAPolicy(h), UnmutePolicy(h), HysteresisPolicy(h),
                     VetoedSilencePolicy(h)]
     return [*semantic, SilencePolicy(), SileroPolicy()]

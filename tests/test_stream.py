@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import make_model, speechlike
 
-from lab.events import EndOfTurn, Step, Word
+from lab.events import EndOfTurn, Step, Word, WordEnd
 from lab.model import FRAME_RATE, FRAME_SIZE
 from lab.tokenizer import WordAssembler
 
@@ -24,19 +24,23 @@ def words_of(events):
 def expected_words(tok, tokens, delay_s):
     """(text, start_s) of each word the tokens of steps 0, 1, ... spell, worked out here independently of
     WordAssembler: a word is a "▁" piece (or a stray continuation after a non-text token) and the continuation
-    pieces after it; it starts at its first piece's step / 12.5 - delay; one that decodes to nothing (a bare
-    "▁" before PAD) is no word."""
+    pieces after it; it starts at the last EPAD since the previous word (else at its first piece's step - 1),
+    an EPAD at step k dated (k + 1) / 12.5 - delay; one that decodes to nothing (a bare "▁" before PAD) is
+    no word."""
     groups: list[tuple[int, list[int]]] = []
-    current = None
+    current, epad = None, None
     for step, token in enumerate(tokens):
+        if token == tok.epad_id:
+            epad = step
         if not tok.is_text(token):
             current = None
         elif tok.starts_word(token) or current is None:
-            current = (step, [token])
+            current = (step - 1 if epad is None else epad, [token])
             groups.append(current)
+            epad = None
         else:
             current[1].append(token)
-    return [(tok.decode(pieces).strip(), round(first / FRAME_RATE - delay_s, 4)) for first, pieces in groups
+    return [(tok.decode(pieces).strip(), round((first + 1) / FRAME_RATE - delay_s, 4)) for first, pieces in groups
             if tok.decode(pieces).strip()]
 
 
@@ -212,26 +216,32 @@ def test_flush_drains_the_delay(tiny_model, partial):
 
 
 def test_word_assembly_and_timestamps(tiny_model):
+    """Kyutai's server rule: start at the EPAD before the word, end at the next EPAD (a WordEnd, later)."""
     tok = tiny_model.tokenizer
     (set_id,) = tok.encode("set")
     bare, d = tok.sp.PieceToId("\u2581"), tok.sp.PieceToId("d")
     assert tok.piece(set_id) == "\u2581set" and tok.starts_word(bare) and tok.is_text(d) and not tok.starts_word(d)
     pad, epad = tok.pad_id, tok.epad_id
-    tokens = [pad, set_id, pad, bare, d, pad, bare, epad, d, set_id, set_id]
+    #         0    1    2       3    4    5    6     7    8      9   10   11    12    13
+    tokens = [epad, pad, set_id, pad, epad, bare, d, pad, pad, epad, d, set_id, set_id, pad]
     words = WordAssembler(tok, FRAME_RATE, delay_s=0.48, stream=3)
     out = [words.push(step, token, time_s=(step + 1) / FRAME_RATE) for step, token in enumerate(tokens)]
-    got = [w for w in out if w is not None] + [words.close(len(tokens), len(tokens) / FRAME_RATE)]
+    got = [e for evs in out for e in evs] + [words.close(len(tokens), len(tokens) / FRAME_RATE)]
 
-    def at(step):
-        return round(step / FRAME_RATE - 0.48, 4)
+    def at(step):  # the date of an EPAD written at `step`
+        return round((step + 1) / FRAME_RATE - 0.48, 4)
 
     assert got == [
-        Word("set", at(1), at(2), 0.24, stream=3),  # closed by the PAD of step 2, delivered then
-        Word("d", at(3), at(5), 0.48, stream=3),  # "\u2581" + "d"
-        # the bare "\u2581" of step 6, closed by EPAD, spells nothing: no word
-        Word("d", at(8), at(9), 0.8, stream=3),  # a stray continuation starts a word
-        Word("set", at(9), at(10), 0.88, stream=3),
-        Word("set", at(10), at(11), 0.88, stream=3),  # still open at the end: close() delivers it
+        Word("set", at(0), None, 0.32, stream=3),  # starts at the EPAD of step 0 (a PAD between), closed by PAD
+        WordEnd("set", at(0), at(4), 0.4, stream=3),  # ends at the next EPAD
+        Word("d", at(4), None, 0.64, stream=3),  # "\u2581" + "d", closed by the PAD of step 7
+        WordEnd("d", at(4), at(9), 0.8, stream=3),
+        Word("d", at(9), None, 0.96, stream=3),  # a stray continuation starts a word
+        WordEnd("d", at(9), at(10), 0.96, stream=3),  # the next word follows directly: this one ends there
+        Word("set", at(10), None, 1.04, stream=3),  # no EPAD since the last word: starts at its step - 1
+        WordEnd("set", at(10), at(11), 1.04, stream=3),
+        Word("set", at(11), None, 1.12, stream=3),  # never ended: no EPAD came after it
+        None,  # close() after the PAD of step 13: nothing left
     ]
     assert tok.piece(pad) == "" and tok.piece(epad) == "<epad>" and tok.piece(10_000) == "<10000>"
 
@@ -287,12 +297,16 @@ def test_transcript_steps_and_word_timestamps(tiny_model):
     assert ((t.steps.filter(like="p_eot") >= 0) & (t.steps.filter(like="p_eot") <= 1)).all().all()
     assert t.text == " ".join(w.text for w in t.words) and len(t.words) > 3
 
-    # Each word starts at the step of its first piece: start = step / 12.5 - delay.
+    # Each word starts at the EPAD before it and ends at the next EPAD (or the next word), known later.
     delay_s = tiny_model.cfg.delay_frames / FRAME_RATE
     assert [(w.text, w.start_s) for w in t.words] == \
         expected_words(tiny_model.tokenizer, t.steps["token"].tolist(), delay_s)
-    for w in t.words:
-        assert w.start_s < w.end_s <= w.emitted_s - delay_s + 1e-9
+    tokens = t.steps["token"].tolist()
+    for w, after in zip(t.words, t.words[1:] + [None]):
+        if w.end_s is None:  # no EPAD and no word after it
+            assert tiny_model.tokenizer.epad_id not in tokens[int(round((w.emitted_s) * FRAME_RATE)) - 1:]
+            continue
+        assert w.start_s < w.end_s and (after is None or w.end_s <= after.start_s + 1e-9)
     same = tiny_model.transcribe((np.round(audio * 32767).astype(np.int16), 16_000))
     assert len(same.steps) == len(t.steps)
     assert all(isinstance(e, EndOfTurn) for e in t.end_of_turns)

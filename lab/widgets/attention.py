@@ -147,5 +147,6 @@ def _word_dicts(words) -> list[dict]:
         if isinstance(w, dict):
             out.append({"text": w["text"], "start": float(w["start"]), "end": float(w["end"])})
         else:  # a lab Word
-            out.append({"text": w.text, "start": float(w.start_s), "end": float(w.end_s)})
+            end = w.start_s + 0.08 if w.end_s is None else w.end_s  # None: no EPAD came after it
+            out.append({"text": w.text, "start": float(w.start_s), "end": float(end)})
     return out

@@ -45,6 +45,7 @@ def _waveform(ax, audio, sample_rate, color="#888"):
 def _word_boxes(ax, words, y, height, color, label_key="text", start="start", end="end"):
     for w in words:
         s, e = (w[start], w[end]) if isinstance(w, dict) else (getattr(w, start), getattr(w, end))
+        e = s + 1 / FRAME_RATE if e is None else e  # no EPAD after it: its end is unknown, one frame drawn
         text = w[label_key] if isinstance(w, dict) else getattr(w, label_key)
         ax.add_patch(_rect((s, y), max(e - s, 0.02), height, color))
         ax.text((s + e) / 2, y + height / 2, text, ha="center", va="center", fontsize=8,
@@ -75,8 +76,8 @@ def delay_timeline(audio, sample_rate, reference, words, delay_s: float, title: 
     ax_a.set_title(title or f"Delay timeline: each word is written {delay_s:.2f} s (D) after it is spoken")
     _word_boxes(ax_w, reference, 2.0, 0.8, "#2ca02c")
     _word_boxes(ax_w, words, 1.0, 0.8, "#1f77b4", start="start_s", end="end_s")
-    for w in words:  # the emission: a tick at the moment the word came out, an arrow from its timestamp
-        ax_w.annotate("", xy=(w.emitted_s, 0.45), xytext=(w.end_s, 1.0),
+    for w in words:  # the emission: a tick at the moment the word came out, an arrow from its start (DSM's anchor)
+        ax_w.annotate("", xy=(w.emitted_s, 0.45), xytext=(w.start_s, 1.0),
                       arrowprops={"arrowstyle": "->", "color": "#d62728", "lw": 0.8})
         ax_w.plot([w.emitted_s], [0.4], marker="v", color="#d62728")
         ax_w.text(w.emitted_s, 0.05, w.text, ha="center", fontsize=7, rotation=30, color="#d62728",

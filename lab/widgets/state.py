@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..config import FRAME_RATE
-from ..events import EndOfTurn, Step, Word
+from ..events import EndOfTurn, Step, Word, WordEnd, with_word_ends
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class LiveState:
                         self.flushed.add(len(self.words))
                     self.words.append(e)
                     self.words_since_flush += 1
+                elif isinstance(e, WordEnd):  # an earlier word's end, given by the next EPAD
+                    self.words = with_word_ends([*self.words, e])
                 elif isinstance(e, EndOfTurn):
                     self.decisions.append(e)
                     if not flushing and self.words_since_flush:
@@ -103,7 +105,8 @@ class LiveState:
             while ends and ends[0] <= w.emitted_s and i not in flushed:
                 parts.append(_turn_mark(ends.pop(0)))
             cls = "dsm-word dsm-flushed" if i in flushed else "dsm-word"
-            title = f"spoken {w.start_s:.2f}-{w.end_s:.2f} s, emitted at {w.emitted_s:.2f} s"
+            end = "?" if w.end_s is None else f"{w.end_s:.2f}"  # known at the next EPAD
+            title = f"spoken {w.start_s:.2f}-{end} s, emitted at {w.emitted_s:.2f} s"
             # The space before the time keeps the word a word in the page's text (copy, search, tests).
             parts.append(f'<span class="{cls}" title="{title}">{html.escape(w.text)}'
                          f'<sub style="color:#888;font-size:0.7em"> {w.start_s:.2f}</sub></span>')
@@ -141,13 +144,17 @@ class LiveState:
 
     # ----------------------------------------------------------------------------------------- tables
     def words_frame(self) -> pd.DataFrame:
-        """One row a word: text, start_s, end_s, emitted_s, the delay it came out with, whether a flush did."""
+        """One row a word: text, start_s, end_s (NaN until the next EPAD gives it), emitted_s, how long after
+        its start and its end it came out, whether a flush delivered it."""
+        nan = float("nan")
         with self.lock:
-            rows = [{"word": w.text, "start_s": w.start_s, "end_s": w.end_s, "emitted_s": w.emitted_s,
-                     "emitted_after_end_s": round(w.emitted_s - w.end_s, 3), "by_flush": i in self.flushed}
+            rows = [{"word": w.text, "start_s": w.start_s, "end_s": nan if w.end_s is None else w.end_s,
+                     "emitted_s": w.emitted_s, "emitted_after_start_s": round(w.emitted_s - w.start_s, 3),
+                     "emitted_after_end_s": nan if w.end_s is None else round(w.emitted_s - w.end_s, 3),
+                     "by_flush": i in self.flushed}
                     for i, w in enumerate(self.words)]
-        return pd.DataFrame(rows, columns=["word", "start_s", "end_s", "emitted_s", "emitted_after_end_s",
-                                           "by_flush"])
+        return pd.DataFrame(rows, columns=["word", "start_s", "end_s", "emitted_s", "emitted_after_start_s",
+                                           "emitted_after_end_s", "by_flush"])
 
     def steps_frame(self) -> pd.DataFrame:
         """One row a step: time_s, p_eot_{h}s for every head, compute_ms."""
