@@ -39,13 +39,17 @@ class FreeTTSEngine(Engine):
         self.check(voice)
         out = []
         with tempfile.TemporaryDirectory(prefix="dsm-freetts-") as tmp:
-            for i, (text, ws) in enumerate(zip(texts, words)):
-                wav = Path(tmp) / f"{i}.wav"
-                # -text must come last: FreeTTS speaks it as soon as it reads it.
-                cmd = ["java", "-jar", str(_jar()), "-voice", voice, "-dumpAudio", str(wav), "-text", text]
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-                if proc.returncode != 0 or not wav.exists():
-                    raise RuntimeError(f"freetts failed on {text!r}: {(proc.stderr or proc.stdout)[-400:]}")
+            # One Java start per turn: each line of the file is one utterance, dumped to its own file.
+            lines = Path(tmp) / "chunks.txt"
+            lines.write_text("".join(t.replace("\n", " ") + "\n" for t in texts))
+            cmd = ["java", "-jar", str(_jar()), "-voice", voice, "-dumpMultiAudio", f"{tmp}/chunk.wav",
+                   "-lines", str(lines)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            wavs = [Path(tmp) / f"chunk{i}.wav" for i in range(len(texts))]
+            extra = Path(tmp) / f"chunk{len(texts)}.wav"  # a line split in two would shift every file after it
+            if proc.returncode != 0 or not all(w.exists() for w in wavs) or extra.exists():
+                raise RuntimeError(f"freetts failed on {texts!r}: {(proc.stderr or proc.stdout)[-400:]}")
+            for text, ws, wav in zip(texts, words, wavs):
                 pcm, rate = sf.read(wav, dtype="float64")
                 env = envelope(pcm * 32768, rate)
                 loud = np.flatnonzero(env > silence_threshold(env))
