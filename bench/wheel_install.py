@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -97,15 +98,17 @@ def check_core(python: Path, outside: Path) -> dict:
         sys.exit(f"the sample was found at {sample}, not inside the fresh environment")
     dsm_lab = python.parent / "dsm-lab"
     out, transcribe_s = run([dsm_lab, "transcribe", sample], outside, f"dsm-lab transcribe {SAMPLE}")
-    if out.strip().splitlines()[-1] != SAMPLE_TEXT:
-        sys.exit(f"dsm-lab transcribe printed {out!r}, expected {SAMPLE_TEXT!r} last")
+    transcript = out.strip().splitlines()[-1]
+    # The model writes as Kyutai's STT does (capitals, final punctuation); the words are what must match.
+    if " ".join(re.sub(r"[^\w\s']", " ", transcript.lower()).split()) != SAMPLE_TEXT:
+        sys.exit(f"dsm-lab transcribe printed {out!r}, expected the words {SAMPLE_TEXT!r} last")
     version, _ = run([dsm_lab, "--version"], outside, "dsm-lab --version")
     code = ("import sys, lab; m = lab.load(); "
             f"print(sorted(n for n in sys.modules if n.split('.')[0] in {EXTRA_MODULES!r}))")
     modules, _ = run([python, "-c", code], outside, "import lab; lab.load()")
     if modules.strip() != "[]":
         sys.exit(f"import lab pulled modules of the [lab] extra: {modules.strip()}")
-    return {"transcribe_s": round(transcribe_s, 1), "transcript": SAMPLE_TEXT, "version": version.strip(),
+    return {"transcribe_s": round(transcribe_s, 1), "transcript": transcript, "version": version.strip(),
             "extra_modules_imported": []}
 
 
