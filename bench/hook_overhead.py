@@ -10,7 +10,10 @@ the figure is the median step time. Target: (a) within 2 % of (b). Machine noise
 larger than the difference, so the table also gives a direct estimate: the time of one `fire()` with nothing
 attached, measured in a tight loop, times the number of hook points a step passes.
 
-    python bench/hook_overhead.py [--quick] [--json] [--threads N]
+    python bench/hook_overhead.py [--quick] [--json] [--threads N] [--out bench/results/hook_overhead.jsonl]
+
+With --out the JSON row is also written to that file (bench/report.py reads results/hook_overhead.jsonl
+before the row of `dsm-lab bench` in results/latency_bench.jsonl).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     p.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one stream, small matrices)")
+    p.add_argument("--out", default=None, help="also write the JSON row to this file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     repeats, steps = (5, 100) if args.quick else (20, 400)
@@ -54,9 +58,11 @@ def main(argv=None):
     ok = result["overhead_nothing_recorded_pct"] <= 2.0
     print(f"overhead with nothing recorded: {result['overhead_nothing_recorded_pct']:+.2f} % measured "
           f"(target <= 2 %: {'met' if ok else 'NOT met'})")
+    row = {"benchmark": "hook_overhead", "model": which, "threads": args.threads, "target_met": ok, **result}
     if args.json:
-        print(json.dumps({"benchmark": "hook_overhead", "model": which, "threads": args.threads,
-                          "target_met": ok, **result}))
+        print(json.dumps(row))
+    if args.out:
+        Path(args.out).write_text(json.dumps(row) + "\n")
     return 0
 
 

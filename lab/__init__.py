@@ -6,17 +6,20 @@
     s = model.stream(); s.feed(chunk, 48000); s.flush()
     s = model.stream(end_of_turn=lab.VetoedSilenceEndOfTurn())   # live end-of-turn policy of your choice
     with lab.record(model, "blocks.*.attn.pattern", "eot") as rec: ...
+    with lab.intervene(model, {"blocks.1.out": fn}): ...          # fn(value, ctx) may replace the value
+    with lab.ablate(model, heads=[(2, 3)]): ...                     # a head's output zeroed
 """
 
 from .checkpoint import CheckpointError, load, save
 from .events import EndOfTurn, Step, Transcript, Word
 from .hooks import record
+from .intervene import ablate, head_means, intervene
 from .live_turns import ThresholdEndOfTurn, VetoedSilenceEndOfTurn
 from .model import DSM, FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, DSMConfig
 from .stream import Streamer
 
 __all__ = [
-    "load", "save", "record", "CheckpointError", "DSM", "DSMConfig", "Streamer", "Step", "Word",
+    "load", "save", "record", "intervene", "ablate", "head_means", "CheckpointError", "DSM", "DSMConfig", "Streamer", "Step", "Word",
     "EndOfTurn", "Transcript", "ThresholdEndOfTurn", "VetoedSilenceEndOfTurn", "FRAME_RATE", "FRAME_SIZE",
     "SAMPLE_RATE",
 ]

@@ -87,7 +87,7 @@ def run(model, repeats: int, steps: int, block: int = 10) -> dict:
     rng = random.Random(0)
 
     def noop(self, value):
-        return None
+        return value
 
     def run_block(v, n):
         try:

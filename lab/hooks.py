@@ -1,9 +1,10 @@
 """Named hook points and recording: look inside a streaming model, step by step.
 
 Every interesting activation passes through a `HookPoint` with a stable dotted name
-(`blocks.3.attn.pattern`, `eot.probs`, ...). A hook point with nothing attached costs one attribute test,
-so the model runs at full speed when nobody looks; `record()` attaches recorders for the names that match
-its patterns and detaches them on exit:
+(`blocks.3.attn.pattern`, `eot.probs`, ...): the model writes `x = hook.fire(x)`. A hook point with nothing
+attached costs one attribute test, so the model runs at full speed when nobody looks; `record()` attaches
+recorders for the names that match its patterns and detaches them on exit (`lab.intervene`, in
+lab/intervene.py, attaches functions that may replace the value):
 
     with lab.record(model, "blocks.*.attn.pattern", "eot") as rec:
         model.transcribe("clip.wav")
@@ -24,7 +25,10 @@ from torch import nn
 
 
 class HookPoint(nn.Module):
-    """An identity point in the model with a stable name. Call `fire(x)`; it returns nothing."""
+    """An identity point in the model with a stable name: `x = point.fire(x)`.
+
+    Each attached function is called as `fn(name, value)`; one that returns a tensor replaces the value for
+    the functions after it and for the model (an intervention), one that returns None only looks."""
 
     def __init__(self, name: str):
         super().__init__()
@@ -35,10 +39,13 @@ class HookPoint(nn.Module):
     def active(self) -> bool:
         return bool(self.fns)
 
-    def fire(self, value: torch.Tensor):
-        if self.fns:  # the only cost when nothing is recorded
+    def fire(self, value: torch.Tensor) -> torch.Tensor:
+        if self.fns:  # the only cost when nothing is attached
             for fn in self.fns:
-                fn(self.name, value)
+                out = fn(self.name, value)
+                if out is not None:
+                    value = out
+        return value
 
     def extra_repr(self):
         return repr(self.name)

@@ -80,6 +80,7 @@ class Attention(nn.Module):
         self.hook_k = HookPoint(f"{prefix}.k")
         self.hook_v = HookPoint(f"{prefix}.v")
         self.hook_pattern = HookPoint(f"{prefix}.pattern")
+        self.hook_heads = HookPoint(f"{prefix}.heads")  # (B, H, hd): each head's output before out_proj
         self.hook_out = HookPoint(f"{prefix}.out")
 
     def _qkv(self, x, positions):
@@ -106,9 +107,7 @@ class Attention(nn.Module):
         # RoPE on q and k together, as one batched product with the step's rotation matrix (fp32).
         qk = (qkv[:, :2].float().reshape(B, 2 * H, hd) @ plan.rope).view(B, 2, H, hd).to(x.dtype)
         q, k, v = qk[:, 0], qk[:, 1], qkv[:, 2]  # (B, H, hd)
-        self.hook_q.fire(q)
-        self.hook_k.fire(k)
-        self.hook_v.fire(v)
+        q, k, v = self.hook_q.fire(q), self.hook_k.fire(k), self.hook_v.fire(v)  # before the ring: edits count
         keys, values = cache.keys[layer], cache.values[layer]  # (B, H, C, hd) views of the ring
         if plan.rows is None:  # every stream steps: plain per-row writes
             keys[plan.all_rows, :, plan.slot] = k
@@ -126,12 +125,15 @@ class Attention(nn.Module):
             # where the ring happens to be: row b of the pattern sums to 1.
             pos = cache.next_pos
             lag_slots = (pos[:, None] - torch.arange(cache.context, device=x.device)) % cache.context
-            self.hook_pattern.fire(torch.gather(weights[:, :, 0], 2, lag_slots[:, None, :].expand(-1, H, -1)))
+            lag_slots = lag_slots[:, None, :].expand(-1, H, -1)
+            by_lag = torch.gather(weights[:, :, 0], 2, lag_slots)
+            edited = self.hook_pattern.fire(by_lag)
+            if edited is not by_lag:  # an intervention: put the weights back in ring order, attend again
+                y = torch.zeros_like(by_lag).scatter(2, lag_slots, edited.to(by_lag))[:, :, None] @ values
         else:
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=plan.valid)
-        out = self.out_proj(y.view(B, H * hd))
-        self.hook_out.fire(out)
-        return out
+        y = self.hook_heads.fire(y.view(B, H, hd))
+        return self.hook_out.fire(self.out_proj(y.reshape(B, H * hd)))
 
 
 class GatedFFN(nn.Module):
@@ -150,6 +152,7 @@ class GatedFFN(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: DSMConfig, index: int):
         super().__init__()
+        self.hook_in = HookPoint(f"blocks.{index}.in")  # the residual stream into the block
         self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = Attention(cfg, f"blocks.{index}.attn")
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -162,12 +165,10 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
     def step(self, x, cache, layer, plan: StepPlan):
+        x = self.hook_in.fire(x)
         x = x + self.attn.step(self.norm1(x), cache, layer, plan)
-        mlp_out = self.mlp(self.norm2(x))
-        self.hook_mlp_out.fire(mlp_out)
-        x = x + mlp_out
-        self.hook_out.fire(x)
-        return x
+        x = x + self.hook_mlp_out.fire(self.mlp(self.norm2(x)))
+        return self.hook_out.fire(x)  # the residual stream out of the block
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -191,10 +192,12 @@ class DSM(nn.Module):
             nn.Linear(cfg.d_model, cfg.eot_head_dim, bias=False) for _ in cfg.eot_horizons_s)
         if cfg.audio_input == "codebooks":
             self.hook_mimi_codes = HookPoint("mimi.codes")
-        self.hook_frontend_out = HookPoint("frontend.out")
-        self.hook_input = HookPoint("input.embed")
+        self.hook_frontend_out = HookPoint("frontend.out")  # the audio embedding the step sees
+        self.hook_text_embed = HookPoint("text.embed")  # the embedding of the previous text token
+        self.hook_input = HookPoint("input.embed")  # their sum
         self.hook_final = HookPoint("final.norm")
         self.hook_text_logits = HookPoint("text.logits")
+        self.hook_eot_logits = HookPoint("eot.logits")  # (B, n_heads, eot_head_dim), before the softmax
         self.hook_eot_probs = HookPoint("eot.probs")
         self.step_positions = torch.zeros(1, dtype=torch.long)
         self.step_active = torch.ones(1, dtype=torch.bool)  # for recorders: the streams that really step
@@ -219,24 +222,25 @@ class DSM(nn.Module):
     def hook_points(self) -> dict[str, HookPoint]:
         """Every hook point by its stable name, in the order a step reaches them."""
         points = [m for m in self.modules() if isinstance(m, HookPoint)]
-        order = {"mimi.codes": -1, "frontend.out": 0, "input.embed": 1,
-                 "final.norm": 3, "text.logits": 4, "eot.probs": 5}
+        order = {"mimi.codes": -1, "frontend.out": 0, "text.embed": 0.5, "input.embed": 1,
+                 "final.norm": 3, "text.logits": 4, "eot.logits": 4.5, "eot.probs": 5}
         points.sort(key=lambda p: order.get(p.name, 2))  # blocks keep their module order in the middle
         return {p.name: p for p in points}
 
     def hook_names(self) -> list[str]:
         return list(self.hook_points())
 
-    def _heads(self, h):
-        """h: (..., d) -> text logits (..., V), end-of-turn probabilities (..., n_heads)."""
-        h = self.out_norm(h)
-        logits = self.text_linear(h)
+    def _heads(self, x):
+        """x: (B, d) the last block's output -> text logits (B, V), end-of-turn probabilities (B, n_heads)."""
+        h = self.hook_final.fire(self.out_norm(x))
+        logits = self.hook_text_logits.fire(self.text_linear(h))
         if len(self.extra_heads):  # all heads as one product (fewer operations per step than one each)
             weight = torch.cat([head.weight for head in self.extra_heads])  # (n_heads * eot_head_dim, d)
-            p_eot = F.linear(h, weight).float().unflatten(-1, (len(self.extra_heads), -1)).softmax(-1)[..., 0]
+            eot_logits = F.linear(h, weight).float().unflatten(-1, (len(self.extra_heads), -1))
+            p_eot = self.hook_eot_logits.fire(eot_logits).softmax(-1)[..., 0]
         else:
             p_eot = h.new_zeros(*h.shape[:-1], 0)
-        return h, logits, p_eot
+        return logits, self.hook_eot_probs.fire(p_eot)
 
     def align_audio(self, frame_emb: torch.Tensor, alignment: str = "training") -> torch.Tensor:
         """Frame embeddings (B, T, d) -> what each step sees, for whole-sequence training.
@@ -284,16 +288,12 @@ class DSM(nn.Module):
         self.step_active = torch.ones_like(cache.next_pos, dtype=torch.bool) if active is None else active
         at_start = (cache.next_pos == 0)[:, None]  # step 0 sees the initial embedding, never audio
         audio_emb = torch.where(at_start, self.frontend.initial(audio_emb.shape[0]).to(audio_emb), audio_emb)
-        self.hook_frontend_out.fire(audio_emb)
-        x = audio_emb + self.text_emb(text_in)
-        self.hook_input.fire(x)
+        audio_emb = self.hook_frontend_out.fire(audio_emb)
+        x = self.hook_input.fire(audio_emb + self.hook_text_embed.fire(self.text_emb(text_in)))
         plan = StepPlan(self.cfg, cache, active)
         for i, block in enumerate(self.blocks):
             x = block.step(x, cache, i, plan)
-        h, logits, p_eot = self._heads(x)
-        self.hook_final.fire(h)
-        self.hook_text_logits.fire(logits)
-        self.hook_eot_probs.fire(p_eot)
+        logits, p_eot = self._heads(x)
         cache.next_pos += 1 if active is None else active.to(cache.next_pos)
         return logits, p_eot
 
@@ -314,8 +314,7 @@ class DSM(nn.Module):
                 raise ValueError("this model reads Mimi codes but has no Mimi encoder loaded")
             # Mimi runs in fp32 whatever the LM's dtype (bf16 samples or weights change most codes); streams
             # that sit this step out keep their Mimi state (`active`).
-            codes = self.mimi.encode_step(frames.float(), state, active)  # (B, 32)
-            self.hook_mimi_codes.fire(codes)
+            codes = self.hook_mimi_codes.fire(self.mimi.encode_step(frames.float(), state, active))  # (B, 32)
             return self.frontend.step(codes)
         frames = frames.to(next(self.parameters()).dtype)
         return self.frontend.step(frames, state, active)

@@ -14,23 +14,29 @@ from lab.hooks import match_names
 # a change of the API that notebooks and users rely on: update it on purpose, never by accident.
 FROZEN_HOOK_NAMES = [
     "frontend.out",
+    "text.embed",
     "input.embed",
+    "blocks.0.in",
     "blocks.0.attn.q",
     "blocks.0.attn.k",
     "blocks.0.attn.v",
     "blocks.0.attn.pattern",
+    "blocks.0.attn.heads",
     "blocks.0.attn.out",
     "blocks.0.mlp.out",
     "blocks.0.out",
+    "blocks.1.in",
     "blocks.1.attn.q",
     "blocks.1.attn.k",
     "blocks.1.attn.v",
     "blocks.1.attn.pattern",
+    "blocks.1.attn.heads",
     "blocks.1.attn.out",
     "blocks.1.mlp.out",
     "blocks.1.out",
     "final.norm",
     "text.logits",
+    "eot.logits",
     "eot.probs",
 ]
 
@@ -53,7 +59,7 @@ def test_hooks_fire_in_the_listed_order(tiny_model):
 def test_record_collects_one_value_per_step(tiny_model):
     with lab.record(tiny_model, "blocks.*.attn.pattern", "eot") as rec:
         t = tiny_model.transcribe((speechlike(3.0, 48_000), 48_000))
-    assert rec.names == ["blocks.0.attn.pattern", "blocks.1.attn.pattern", "eot.probs"]
+    assert rec.names == ["blocks.0.attn.pattern", "blocks.1.attn.pattern", "eot.logits", "eot.probs"]
     steps = len(t.steps)
     assert len(rec) == steps
     assert rec["eot.probs"].shape == (steps, 1, 4)
@@ -133,7 +139,7 @@ def test_recording_attention_does_not_change_the_outputs(tiny_model):
 
 
 def test_to_frame_has_one_row_per_hook_step_and_stream(tiny_model):
-    with lab.record(tiny_model, "eot", "blocks.0.out") as rec:
+    with lab.record(tiny_model, "eot.probs", "blocks.0.out") as rec:
         tiny_model.streams(2).feed([speechlike(1.0), speechlike(0.5)])
     df = rec.to_frame()
     assert list(df.columns) == ["hook", "step", "stream", "shape", "norm", "value"]
@@ -153,13 +159,14 @@ def test_unknown_pattern_lists_the_known_names(tiny_model):
             pass
     assert "eot.probs" in str(err.value) and "blocks.1.mlp.out" in str(err.value)
     assert attached(tiny_model) == {}  # nothing half-attached
-    assert match_names(FROZEN_HOOK_NAMES, ("blocks.1",)) == FROZEN_HOOK_NAMES[9:16]  # bare prefix
+    assert match_names(FROZEN_HOOK_NAMES, ("blocks.1",)) == FROZEN_HOOK_NAMES[12:21]  # bare prefix
     assert match_names(FROZEN_HOOK_NAMES, ("*.attn.q", "blocks.0.attn.q")) == ["blocks.0.attn.q", "blocks.1.attn.q"]
 
 
 def test_hooks_are_detached_after_the_block(tiny_model):
     with lab.record(tiny_model, "blocks.*.attn.pattern", "eot") as rec:
-        assert attached(tiny_model) == {"blocks.0.attn.pattern": 1, "blocks.1.attn.pattern": 1, "eot.probs": 1}
+        assert attached(tiny_model) == {"blocks.0.attn.pattern": 1, "blocks.1.attn.pattern": 1, "eot.logits": 1,
+                                        "eot.probs": 1}
     assert attached(tiny_model) == {}
     with pytest.raises(RuntimeError, match="inside"):
         with lab.record(tiny_model, "text.logits"):
