@@ -19,8 +19,9 @@ from .model import DSM, FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, DSMConfig
 from .stream import Streamer
 
 __all__ = [
-    "load", "save", "record", "intervene", "ablate", "head_means", "CheckpointError", "DSM", "DSMConfig", "Streamer", "Step", "Word",
-    "EndOfTurn", "Transcript", "ThresholdEndOfTurn", "VetoedSilenceEndOfTurn", "FRAME_RATE", "FRAME_SIZE",
+    "load", "save", "record", "intervene", "ablate", "head_means", "CheckpointError", "DSM", "DSMConfig",
+    "Streamer", "Step", "Word", "EndOfTurn", "Transcript", "ThresholdEndOfTurn", "VetoedSilenceEndOfTurn",
+    "FRAME_RATE", "FRAME_SIZE",
     "SAMPLE_RATE",
 ]
 __version__ = "0.1.0"
