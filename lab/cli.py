@@ -124,6 +124,12 @@ def cmd_turns(args):
     return turns_cli(args)
 
 
+def cmd_probes(args):
+    from lab.probes import probes_cli
+
+    return probes_cli(args)
+
+
 def cmd_bench(args):
     from lab.benchmarks import run_cli
 
@@ -215,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--limit", type=int, default=None)
     tu.add_argument("--json", action="store_true", help="one JSON object a line per policy setting")
     tu.set_defaults(func=cmd_turns)
+
+    pr = sub.add_parser("probes", help="end-of-turn failure probes: early cuts, latency, misses per kind and policy")
+    pr.add_argument("--n", type=int, default=30, help="turns per probe kind (default 30)")
+    pr.add_argument("--model", default=None)
+    pr.add_argument("--kind", action="append", default=None, help="only this probe kind (repeatable)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--json", action="store_true", help="one JSON object a line per (probe, policy)")
+    pr.set_defaults(func=cmd_probes)
 
     b = sub.add_parser("bench", help="latency and throughput benchmarks")
     b.add_argument("--quick", action="store_true", help="small sizes, a minute or so")
