@@ -14,14 +14,21 @@ from .checkpoint import CheckpointError, load, save
 from .events import EndOfTurn, Step, Transcript, Word
 from .hooks import record
 from .intervene import ablate, head_means, intervene
-from .live_turns import ThresholdEndOfTurn, VetoedSilenceEndOfTurn
+from .live_turns import (
+                         EMAEndOfTurn,
+                         HysteresisEndOfTurn,
+                         SilenceEndOfTurn,
+                         ThresholdEndOfTurn,
+                         VetoedSilenceEndOfTurn,
+                         live_policy,
+)
 from .model import DSM, FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, DSMConfig
 from .stream import Streamer
 
 __all__ = [
     "load", "save", "record", "intervene", "ablate", "head_means", "CheckpointError", "DSM", "DSMConfig",
     "Streamer", "Step", "Word", "EndOfTurn", "Transcript", "ThresholdEndOfTurn", "VetoedSilenceEndOfTurn",
-    "FRAME_RATE", "FRAME_SIZE",
+    "EMAEndOfTurn", "HysteresisEndOfTurn", "SilenceEndOfTurn", "live_policy", "FRAME_RATE", "FRAME_SIZE",
     "SAMPLE_RATE",
 ]
 __version__ = "0.1.0"

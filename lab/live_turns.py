@@ -8,8 +8,16 @@ A live policy sees what the offline policies of lab.turns see, one step at a tim
 each head's probability, whether a text piece came out, and the 80 ms of 24 kHz audio the step consumed. It
 returns the decisions it makes at this step as (time_s, p) pairs, and the Streamer turns each into an
 `EndOfTurn` event. Each live policy decides what its offline twin decides on the same stream (tested), so a
-threshold tuned in the turn lab is the threshold to use live. The Streamer copies the policy given for each
-stream and resets the copy with the stream.
+threshold tuned in the turn lab is the threshold to use live; `live_policy(policy)` gives the twin of an
+offline policy. The Streamer copies the policy given for each stream and resets the copy with the stream.
+
+    offline (lab.turns)    live (here)
+    ThresholdPolicy        ThresholdEndOfTurn
+    EMAPolicy              EMAEndOfTurn
+    HysteresisPolicy       HysteresisEndOfTurn
+    VetoedSilencePolicy    VetoedSilenceEndOfTurn
+    SilencePolicy          SilenceEndOfTurn
+    SileroPolicy           none: Silero's network runs over the recorded audio only (lab.silero)
 """
 
 from __future__ import annotations
@@ -18,32 +26,72 @@ import math
 
 import numpy as np
 
-from .config import FRAME_SIZE, SAMPLE_RATE
+from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 
 
-class ThresholdEndOfTurn:
-    """Kyutai's example policy: end of turn when one head's probability rises above a threshold.
+class HysteresisEndOfTurn:
+    """lab.turns.HysteresisPolicy, live: an exponential moving average of one head (half-life `attack_s` while
+    it rises, `release_s` while it falls, starting at `initial`), a decision when it goes above `pause_above`
+    while armed, armed again once it is below `speech_below`. Starts disarmed; the first `warmup_steps` steps
+    only feed the average. The arithmetic is lab.trace.ema's and lab.turns.hysteresis_decisions', step by
+    step, so the decisions are the offline ones (tested)."""
 
-    Fires once per turn: it re-arms only after a new text piece has come out (offline twin, up to re-arming:
-    lab.turns.ThresholdPolicy).
-    """
-
-    def __init__(self, horizon_s: float = 2.0, threshold: float = 0.5):
-        self.horizon_s, self.threshold = float(horizon_s), threshold
-        self.name = f"p_eot_{horizon_s:g}s > {threshold:g}"
-        self.armed = False
-
-    def update(self, time_s: float, p_eot: dict[float, float], new_word: bool, frame: np.ndarray) -> list:
-        if new_word:
-            self.armed = True
-        p = p_eot.get(self.horizon_s)
-        if self.armed and p is not None and p > self.threshold:
-            self.armed = False
-            return [(time_s, p)]
-        return []
+    def __init__(self, horizon_s: float = 2.0, pause_above: float = 0.6, speech_below: float = 0.4,
+                 attack_s: float | None = 0.01, release_s: float | None = 0.01, warmup_steps: int = 12,
+                 initial: float = 1.0):
+        self.horizon_s, self.pause_above, self.speech_below = float(horizon_s), pause_above, speech_below
+        self.attack_s, self.release_s, self.warmup_steps, self.initial = attack_s, release_s, warmup_steps, initial
+        self.name = f"ema p_eot_{horizon_s:g}s > {pause_above:g}, re-armed < {speech_below:g}"
+        self.reset()
 
     def reset(self):
-        self.armed = False
+        self.value, self.last_time_s, self.steps, self.armed = float(self.initial), None, 0, False
+
+    def _smooth(self, time_s: float, x: float) -> float:
+        if self.attack_s is None:  # no average at all: the head itself (ThresholdPolicy reads it raw)
+            return x
+        # The first step's interval as lab.trace.ema computes it (prepend times[0] - one frame), bit for bit.
+        d = time_s - (time_s - 1 / FRAME_RATE) if self.last_time_s is None else time_s - self.last_time_s
+        self.last_time_s = time_s
+        half_life = self.attack_s if x > self.value else self.release_s
+        alpha = 1.0 if half_life <= 0 else 1.0 - 2.0 ** (-d / half_life)
+        self.value += alpha * (x - self.value)
+        return self.value
+
+    def update(self, time_s: float, p_eot: dict[float, float], new_word: bool, frame: np.ndarray) -> list:
+        v = self._smooth(time_s, p_eot[self.horizon_s])
+        self.steps += 1
+        if self.steps <= self.warmup_steps:
+            return []
+        if v < self.speech_below:
+            self.armed = True
+        elif self.armed and v > self.pause_above:
+            self.armed = False
+            return [(time_s, v)]
+        return []
+
+
+class EMAEndOfTurn(HysteresisEndOfTurn):
+    """lab.turns.EMAPolicy, live: the moving average above `threshold`, re-armed below the same level."""
+
+    def __init__(self, horizon_s: float = 2.0, threshold: float = 0.6, attack_s: float = 0.16,
+                 release_s: float = 0.04, warmup_steps: int = 12, initial: float = 1.0):
+        super().__init__(horizon_s, threshold, threshold, attack_s, release_s, warmup_steps, initial)
+        self.threshold = threshold
+        self.name = f"ema p_eot_{horizon_s:g}s > {threshold:g} (attack {attack_s:g} s, release {release_s:g} s)"
+
+
+class ThresholdEndOfTurn(HysteresisEndOfTurn):
+    """Kyutai's example policy: end of turn when one head's probability rises above a threshold.
+
+    Fires once, then re-arms when the probability falls back below the threshold, as its offline twin
+    lab.turns.ThresholdPolicy does (the same decisions on the same stream, tested).
+    """
+
+    def __init__(self, horizon_s: float = 2.0, threshold: float = 0.5, warmup_steps: int = 0):
+        super().__init__(horizon_s, threshold, threshold, None, None, warmup_steps)
+        self.threshold = threshold
+        self.name = f"p_eot_{horizon_s:g}s > {threshold:g}"
 
 
 class VetoedSilenceEndOfTurn:
@@ -94,3 +142,35 @@ class VetoedSilenceEndOfTurn:
                 decisions.append((t, p))
         self.previous_p = p_now
         return decisions
+
+
+class SilenceEndOfTurn(VetoedSilenceEndOfTurn):
+    """lab.turns.SilencePolicy, live: end of turn after `min_silence_s` of silence following speech, once per
+    silence; the energy VAD of VetoedSilenceEndOfTurn with no head to ask (it needs none)."""
+
+    def __init__(self, min_silence_s: float = 0.5, vad_frame_s: float = 0.02, floor_db: float = -60.0,
+                 relative_db: float = -35.0, margin_db: float = 10.0):
+        super().__init__(2.0, 0.0, min_silence_s, vad_frame_s, floor_db, relative_db, margin_db)
+        self.horizon_s = None  # reads no head: any model will do
+        self.name = f"silence >= {min_silence_s:g} s"
+
+
+def live_policy(policy):
+    """The live twin of an offline policy of lab.turns, with the same parameters."""
+    from . import turns
+
+    p = policy
+    if isinstance(p, turns.ThresholdPolicy):
+        return ThresholdEndOfTurn(p.horizon_s, p.threshold, p.warmup_steps)
+    if isinstance(p, turns.EMAPolicy):
+        return EMAEndOfTurn(p.horizon_s, p.threshold, p.attack_s, p.release_s, p.warmup_steps, p.initial)
+    if isinstance(p, turns.HysteresisPolicy):
+        return HysteresisEndOfTurn(p.horizon_s, p.pause_above, p.speech_below, p.attack_s, p.release_s,
+                                   p.warmup_steps, p.initial)
+    if isinstance(p, turns.VetoedSilencePolicy):
+        return VetoedSilenceEndOfTurn(p.horizon_s, p.threshold, p.min_silence_s)
+    if isinstance(p, turns.SilencePolicy):
+        return SilenceEndOfTurn(p.min_silence_s, p.frame_s, p.floor_db, p.relative_db, p.margin_db)
+    raise ValueError(f"{getattr(p, 'name', p)!r} has no live twin (Silero runs over recorded audio only); live "
+                     "policies: ThresholdEndOfTurn, EMAEndOfTurn, HysteresisEndOfTurn, VetoedSilenceEndOfTurn, "
+                     "SilenceEndOfTurn")

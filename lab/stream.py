@@ -88,7 +88,7 @@ class Streamer:
         self.horizons = model.cfg.eot_horizons_s
         if end_of_turn is None and eot_horizon_s in self.horizons:
             end_of_turn = ThresholdEndOfTurn(eot_horizon_s, eot_threshold)
-        if end_of_turn is not None and end_of_turn.horizon_s not in self.horizons:
+        if end_of_turn is not None and end_of_turn.horizon_s is not None and end_of_turn.horizon_s not in self.horizons:
             raise ValueError(f"end_of_turn policy {end_of_turn.name!r} reads the {end_of_turn.horizon_s:g} s head; "
                              f"this model's heads: {[f'{h:g} s' for h in self.horizons] or 'none'}")
         self._policy = end_of_turn

@@ -56,7 +56,7 @@ def hysteresis_decisions(times_s, values, above: float, below: float, warmup_ste
 class ThresholdPolicy:
     """Kyutai's example policy: end of turn when one head's probability rises above `threshold`.
 
-    Re-armed when the probability falls back below it (the live Streamer's policy re-arms on a new word)."""
+    Re-armed when the probability falls back below it; lab.live_turns.ThresholdEndOfTurn decides the same live."""
 
     horizon_s: float = 2.0  # which head: seconds of silence it predicts
     threshold: float = 0.5  # end of turn above this probability

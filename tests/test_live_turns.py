@@ -76,3 +76,40 @@ def test_default_policy_and_a_missing_head(model, tiny_model):
         model.stream(end_of_turn=VetoedSilenceEndOfTurn(horizon_s=7.0))
     with pytest.raises(ValueError, match="must split an 80 ms frame"):
         VetoedSilenceEndOfTurn(vad_frame_s=0.03)
+
+
+LIVE_CASES = [turns.ThresholdPolicy(2.0, 0.5), turns.ThresholdPolicy(1.0, 0.3, warmup_steps=5),
+              turns.EMAPolicy(2.0), turns.EMAPolicy(2.0, 0.4, attack_s=0.3, release_s=0.0),
+              turns.HysteresisPolicy(2.0), turns.HysteresisPolicy(2.0, 0.8, 0.2, 0.1, 0.05, warmup_steps=3),
+              turns.VetoedSilencePolicy(2.0, 0.5, 0.2), turns.SilencePolicy(0.5), turns.SilencePolicy(0.2)]
+
+
+@pytest.mark.parametrize("policy", LIVE_CASES, ids=lambda p: f"{type(p).__name__}-{sorted(turns.params(p).items())}")
+def test_every_policy_decides_live_what_it_decides_offline(model, turn_audio, policy):
+    live_policy = lab.live_turns.live_policy(policy)
+    steps, live = run_live(model, turn_audio, live_policy)
+    trace = turns.Trace(np.array([e.time_s for e in steps]),
+                        {h: np.array([e.p_eot[h] for e in steps]) for h in model.cfg.eot_horizons_s},
+                        audio=turn_audio, sample_rate=24_000)
+    offline = policy.decide(trace)
+    assert len(offline) >= 1  # it decides somewhere: not empty against empty
+    # The same decisions; times equal up to how a VAD frame's end is written (k x 0.02 s, or rounded to 0.1 ms)
+    assert [e.time_s for e in live] == pytest.approx(offline, abs=1e-9)
+    assert all(e.policy == live_policy.name for e in live)
+
+
+def test_every_default_policy_but_silero_has_a_live_twin():
+    for policy in turns.default_policies((0.5, 1.0, 2.0, 3.0)):
+        if isinstance(policy, turns.SileroPolicy):
+            with pytest.raises(ValueError, match="has no live twin"):
+                lab.live_turns.live_policy(policy)
+        else:
+            assert lab.live_turns.live_policy(policy).horizon_s in (2.0, 3.0, 1.0, 0.5, None)
+
+
+def test_a_silence_timer_runs_live_on_a_model_without_heads(tokenizer_path, turn_audio):
+    from conftest import make_model
+
+    model = make_model(tokenizer_path, eot_horizons_s=())
+    s = model.stream(end_of_turn=lab.live_turns.SilenceEndOfTurn(0.3))
+    assert any(isinstance(e, EndOfTurn) for e in s.feed(turn_audio, 24_000))
