@@ -119,6 +119,10 @@ def cmd_eval(args):
 
 
 def cmd_turns(args):
+    if args.protocol == "eot-bench":
+        from lab.eotbench import eotbench_cli
+
+        return eotbench_cli(args)
     from lab.evaluate import turns_cli
 
     return turns_cli(args)
@@ -216,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     tu = sub.add_parser("turns", help="end-of-turn policies against silence and acoustic baselines")
-    tu.add_argument("dir", help="folder of items in the synth format")
+    tu.add_argument("dir", help="folder of items in the synth format (with --protocol eot-bench, also a folder "
+                    "in eot-bench's parquet layout)")
+    tu.add_argument("--protocol", choices=["lab", "eot-bench"], default="lab",
+                    help="lab: early cuts against latency per turn; eot-bench: LiveKit's silence-span protocol")
     tu.add_argument("--model", default=None)
     tu.add_argument("--limit", type=int, default=None)
     tu.add_argument("--json", action="store_true", help="one JSON object a line per policy setting")

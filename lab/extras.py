@@ -11,6 +11,7 @@ from types import ModuleType
 EXTRA_OF = {
     "matplotlib": "lab", "ipywidgets": "lab", "anywidget": "lab", "traitlets": "lab", "IPython": "lab",
     "sounddevice": "lab", "nbformat": "lab", "nbclient": "lab", "jupyter_client": "lab", "jupyterlab": "lab",
+    "pyarrow": "eotbench",
 }
 
 
