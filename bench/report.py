@@ -292,9 +292,27 @@ def embedded_eot_table() -> str:
         f"thread. Source: `bench/results/embedded_model.json` (`python bench/embedded_model.py`).")
 
 
+def probes_table() -> str:
+    rows = jsonl("probes.jsonl")
+    run = next(r for r in rows if r["benchmark"] == "probes_run")
+    probes = [r for r in rows if r["benchmark"] == "probes"]
+    policies = list(dict.fromkeys(r["policy"] for r in probes))
+    by = {(r["probe"], r["policy"]): r for r in probes}
+
+    def cell(r):
+        lat = "-" if r["latency_p50_s"] is None else f"{r['latency_p50_s']:.2f} s"
+        return f"{100 * r['early_cut_rate']:.0f} % / {lat} / {100 * r['miss_rate']:.0f} %"
+
+    body = [[k, *(cell(by[(k, p)]) for p in policies)] for k in dict.fromkeys(r["probe"] for r in probes)]
+    return table(["probe (early cuts / latency p50 / misses)", *policies], body, "-" + "r" * len(policies)) + (
+        f"\n\nSource: `results/probes.jsonl` (`python bench/probes.py`; model {run['model']}, {run['n']} turns "
+        f"per kind, seed {run['seed']}).")
+
+
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
-          "targets": targets_table, "batch": batch_table, "flush": flush_table, "hooks": hooks_table,
-          "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table, "synth-speed": synth_speed_table,
+          "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
+          "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
+          "synth-speed": synth_speed_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table}
 

@@ -17,6 +17,7 @@ patched into itself gives exactly zero everywhere.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,9 @@ def patch_eot(model, clean, corrupted, step: int | None = None, time_s: float | 
     if heads:
         jobs += [(i, f"head {k}", f"blocks.{i}.attn.heads", k) for i in range(model.cfg.num_layers)
                  for k in range(model.cfg.num_heads)]
+    # Up to first_step every job runs the same unpatched corrupted steps: run them once, copy the cache.
+    prefix = model.new_cache(B)
+    replay(model, audio, text, first_step, cache=prefix)
     rows, p_corrupted = [], None
     times = corrupted.times_s
     for layer, component, name, head in jobs:
@@ -107,7 +111,7 @@ def patch_eot(model, clean, corrupted, step: int | None = None, time_s: float | 
             return value
 
         with intervene(model, {name: patch}):
-            p = replay(model, audio, text, target + 1)[:, target, h]
+            p = replay(model, audio, text, target + 1, cache=copy.deepcopy(prefix))[:, -1, h]
         p_corrupted = float(p[-1])
         for r, s in enumerate(rows_steps):
             rows.append({"layer": layer, "component": component, "step": s, "time_s": float(times[s]),

@@ -63,18 +63,19 @@ def stream_inputs(model, source) -> StepInputs:
 
 
 @torch.no_grad()
-def replay(model, audio_emb: torch.Tensor, text_in: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
-    """Run B streams of given inputs, audio_emb (B, T, d) and text_in (B, T), through `model.step` from a
-    fresh cache, for the first `n_steps` steps (all if None). Returns the end-of-turn probabilities
-    (B, n_steps, n_heads). Hook points fire as in any stream (interventions apply)."""
+def replay(model, audio_emb: torch.Tensor, text_in: torch.Tensor, n_steps: int | None = None,
+           cache=None) -> torch.Tensor:
+    """Run B streams of given inputs, audio_emb (B, T, d) and text_in (B, T), through `model.step`, for
+    steps up to `n_steps` (all if None): from a fresh cache, or from `cache` (a KVCache of B streams, which
+    moves on) at the step it is at. Returns the end-of-turn probabilities of the steps run (B, steps,
+    n_heads). Hook points fire as in any stream (interventions apply)."""
     if audio_emb.dim() != 3 or text_in.shape != audio_emb.shape[:2]:
         raise ValueError(f"replay: audio_emb (B, T, d) and text_in (B, T) expected, got {tuple(audio_emb.shape)} "
                          f"and {tuple(text_in.shape)}")
     p = next(model.parameters())
     n = audio_emb.shape[1] if n_steps is None else n_steps
-    cache = model.new_cache(audio_emb.shape[0])
+    cache = model.new_cache(audio_emb.shape[0]) if cache is None else cache
+    start = int(cache.next_pos[0])
     audio_emb, text_in = audio_emb.to(p), text_in.to(p.device)
-    out = []
-    for t in range(n):
-        out.append(model.step(audio_emb[:, t], text_in[:, t], cache)[1].float().cpu())
-    return torch.stack(out, 1)
+    out = [model.step(audio_emb[:, t], text_in[:, t], cache)[1].float().cpu() for t in range(start, n)]
+    return torch.stack(out, 1) if out else torch.zeros(audio_emb.shape[0], 0, len(model.cfg.eot_horizons_s))

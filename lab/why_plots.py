@@ -16,14 +16,25 @@ def plot_patching(result, ax=None):
     """One heatmap per component: layers (rows) x patched steps (columns, by stream time), coloured by the
     effect on the decision's probability (red: towards "finished", blue: towards "not finished")."""
     frame = result.frame
+    is_head = frame["component"].str.startswith("head ")
+    heads, frame = frame[is_head], frame[~is_head]
     components = list(dict.fromkeys(frame["component"]))
     plt = _plt()
     if ax is None:
-        fig, axes = plt.subplots(len(components), 1, figsize=(10, 1.2 + 1.1 * len(components)), squeeze=False,
-                                 constrained_layout=True, sharex=True)
+        n = len(components) + (not heads.empty)
+        fig, axes = plt.subplots(n, 1, figsize=(10, 1.2 + 1.1 * n), squeeze=False, constrained_layout=True)
         axes = axes[:, 0]
     else:
         axes, fig = np.atleast_1d(ax), np.atleast_1d(ax)[0].figure
+    if not heads.empty:  # single heads: layer x head, the patched step with the largest |effect|
+        grid = heads.assign(head=heads["component"].str[5:].astype(int)).groupby(["layer", "head"])["effect"].agg(
+            lambda e: e.loc[e.abs().idxmax()]).unstack()
+        a = axes[len(components)]
+        limit = max(float(grid.abs().max().max()), 1e-6)
+        image = a.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower")
+        a.set(xlabel="head", ylabel="layer", title="single heads (blocks.N.attn.heads): largest effect over the steps")
+        fig.colorbar(image, ax=a, label="effect")
+        axes = axes[:len(components)]
     limit = max(float(frame["effect"].abs().max()), 1e-6)
     times = np.sort(frame["time_s"].unique())
     step_s = float(np.median(np.diff(times))) if len(times) > 1 else 0.08
@@ -34,6 +45,8 @@ def plot_patching(result, ax=None):
                          extent=(times[0] - step_s / 2, times[-1] + step_s / 2, -0.5, len(grid) - 0.5))
         a.set_ylabel(f"{component}\nlayer")
         a.set_yticks(range(len(grid)))
+    for a in axes:
+        a.set_xlim(times[0] - step_s / 2, times[-1] + step_s / 2)
     axes[-1].set_xlabel("patched step (stream time, s)")
     fig.colorbar(image, ax=list(axes), label=f"effect on p_eot_{result.horizon_s:g}s")
     axes[0].set_title(f"Activation patching: clean -> corrupted, decision at {result.time_s:.2f} s "
@@ -74,3 +87,29 @@ def plot_attribution(attr, axes=None):
     bottom.set(xlabel="stream time (s)", ylabel="occlusion (probability)",
                title="Text tokens read (written one step earlier), each replaced by PAD")
     return axes
+
+
+def plot_ablation(case, found, policy, horizon_s: float = 2.0, ax=None):
+    """The head's probability over the probe turn, as trained and with the ablation, with each one's
+    decisions, the mid-turn pause shaded."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 3.6), constrained_layout=True)
+    r = case.record
+    ax.axvspan(case.pause["start"], case.pause["end"], color="tab:red", alpha=0.15, lw=0, label="mid-turn pause")
+    for w in r["words"]:
+        ax.text((w["start"] + w["end"]) / 2, 1.03, w["text"], ha="center", va="bottom", fontsize=8,
+                transform=ax.get_xaxis_transform(), clip_on=False)
+    runs = [("as trained", r["trace"], found["before"], "tab:blue")]
+    if found["trace"] is not None:
+        runs.append((f"{len(found['heads'])} head(s) ablated", found["trace"], found["after"], "tab:orange"))
+    for label, trace, decisions, color in runs:
+        ax.plot(trace.times_s, trace.head(horizon_s), color=color, lw=1.5, label=f"p_eot_{horizon_s:g}s, {label}")
+        for d in decisions:
+            ax.axvline(d, color=color, ls="--", lw=1)
+    ax.axhline(getattr(policy, "threshold", 0.5), color="0.5", lw=0.8, ls=":", label="threshold")
+    ax.set(xlabel="stream time (s)", ylabel="P(no speech within horizon)", ylim=(0, 1.02))
+    ax.set_title(f"Ablation of heads {found['heads'][:8]}{' ...' if len(found['heads']) > 8 else ''}: "
+                 f"decisions (dashed) {found['before']} -> {found['after']}", pad=22, fontsize=9)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return ax
