@@ -5,7 +5,7 @@
                                                                     # that the 2 s head may veto
 
 A live policy sees what the offline policies of lab.turns see, one step at a time: the step's stream time,
-each head's probability, whether a text piece came out, and the 80 ms of 24 kHz audio the step consumed. It
+each head's probability, whether a word was delivered at this step, and the 80 ms of 24 kHz audio the step consumed. It
 returns the decisions it makes at this step as (time_s, p) pairs, and the Streamer turns each into an
 `EndOfTurn` event. Each live policy decides what its offline twin decides on the same stream (tested), so a
 threshold tuned in the turn lab is the threshold to use live; `live_policy(policy)` gives the twin of an
@@ -14,6 +14,7 @@ offline policy. The Streamer copies the policy given for each stream and resets 
     offline (lab.turns)    live (here)
     ThresholdPolicy        ThresholdEndOfTurn
     EMAPolicy              EMAEndOfTurn
+    UnmutePolicy           UnmuteEndOfTurn
     HysteresisPolicy       HysteresisEndOfTurn
     VetoedSilencePolicy    VetoedSilenceEndOfTurn
     SilencePolicy          SilenceEndOfTurn
@@ -68,6 +69,44 @@ class HysteresisEndOfTurn:
         elif self.armed and v > self.pause_above:
             self.armed = False
             return [(time_s, v)]
+        return []
+
+
+class UnmuteEndOfTurn:
+    """lab.turns.UnmutePolicy, live: Unmute's EMA of the 2 s head (steps past the warm-up, a fixed 80 ms
+    interval), forced to 0 and the turn handed to the user by the first word of a new message; while the user
+    has the turn and no flush runs, EMA > `threshold` is an end of turn and starts a flush of `flush_s`, after
+    which the bot has the turn until a barge-in (EMA < `barge_in_below` after `uninterruptible_s`) or a word.
+    lab.turns.unmute_decisions step by step: the same decisions (tested)."""
+
+    def __init__(self, horizon_s: float = 2.0, threshold: float = 0.6, attack_s: float = 0.01,
+                 release_s: float = 0.01, warmup_steps: int = 12, initial: float = 1.0, flush_s: float = 0.5,
+                 barge_in_below: float = 0.4, uninterruptible_s: float = 3.0):
+        self.horizon_s, self.threshold, self.attack_s, self.release_s = float(horizon_s), threshold, attack_s, release_s
+        self.warmup_steps, self.initial, self.flush_s = warmup_steps, initial, flush_s
+        self.barge_in_below, self.uninterruptible_s = barge_in_below, uninterruptible_s
+        self.name = f"unmute p_eot_{horizon_s:g}s > {threshold:g}"
+        self.reset()
+
+    def reset(self):
+        self.turn, self.flush_until, self.value, self.steps = "nobody", None, float(self.initial), 0
+
+    def update(self, time_s: float, p_eot: dict[float, float], new_word: bool, frame: np.ndarray) -> list:
+        p = p_eot[self.horizon_s]
+        if self.steps >= self.warmup_steps:
+            half_life = self.attack_s if p > self.value else self.release_s
+            self.value += (1 - 2 ** (-(1 / FRAME_RATE) / half_life)) * (p - self.value)
+        self.steps += 1
+        if new_word and self.turn != "user":  # the first word of a new user message
+            self.turn, self.value = "user", 0.0
+        if self.flush_until is not None:
+            if time_s > self.flush_until + 1e-9:
+                self.flush_until, self.turn = None, "bot"
+        elif self.turn == "user" and self.value > self.threshold:
+            self.flush_until = time_s + self.flush_s
+            return [(time_s, self.value)]
+        elif self.turn == "bot" and self.value < self.barge_in_below and time_s > self.uninterruptible_s:
+            self.turn = "nobody"
         return []
 
 
@@ -164,6 +203,9 @@ def live_policy(policy):
         return ThresholdEndOfTurn(p.horizon_s, p.threshold, p.warmup_steps)
     if isinstance(p, turns.EMAPolicy):
         return EMAEndOfTurn(p.horizon_s, p.threshold, p.attack_s, p.release_s, p.warmup_steps, p.initial)
+    if isinstance(p, turns.UnmutePolicy):
+        return UnmuteEndOfTurn(p.horizon_s, p.threshold, p.attack_s, p.release_s, p.warmup_steps, p.initial,
+                               p.flush_s)
     if isinstance(p, turns.HysteresisPolicy):
         return HysteresisEndOfTurn(p.horizon_s, p.pause_above, p.speech_below, p.attack_s, p.release_s,
                                    p.warmup_steps, p.initial)
@@ -172,5 +214,5 @@ def live_policy(policy):
     if isinstance(p, turns.SilencePolicy):
         return SilenceEndOfTurn(p.min_silence_s, p.frame_s, p.floor_db, p.relative_db, p.margin_db)
     raise ValueError(f"{getattr(p, 'name', p)!r} has no live twin (Silero runs over recorded audio only); live "
-                     "policies: ThresholdEndOfTurn, EMAEndOfTurn, HysteresisEndOfTurn, VetoedSilenceEndOfTurn, "
-                     "SilenceEndOfTurn")
+                     "policies: ThresholdEndOfTurn, EMAEndOfTurn, UnmuteEndOfTurn, HysteresisEndOfTurn, "
+                     "VetoedSilenceEndOfTurn, SilenceEndOfTurn")

@@ -32,7 +32,7 @@ import torch
 
 from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
 from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
-from .events import EndOfTurn, Step, Transcript, steps_frame, with_word_ends
+from .events import EndOfTurn, Step, Transcript, Word, steps_frame, with_word_ends
 from .kvcache import KVCache
 from .live_turns import ThresholdEndOfTurn
 from .tokenizer import WordAssembler
@@ -260,7 +260,8 @@ class Streamer:
         out += s.words[i].push(step, token, time_s)
         policy = s.policies[i]
         if policy is not None:
-            for t, p in policy.update(time_s, probs, tok.is_text(token), frame):
+            delivered = any(isinstance(e, Word) for e in out)  # a word came out at this step
+            for t, p in policy.update(time_s, probs, delivered, frame):
                 out.append(EndOfTurn(t, p, policy.name, stream=i))
         return out
 

@@ -9,7 +9,7 @@ import torch
 
 import lab
 from lab import synth, turns
-from lab.events import EndOfTurn, Step
+from lab.events import EndOfTurn, Step, Word
 from lab.live_turns import ThresholdEndOfTurn, VetoedSilenceEndOfTurn
 
 
@@ -81,16 +81,21 @@ def test_default_policy_and_a_missing_head(model, tiny_model):
 LIVE_CASES = [turns.ThresholdPolicy(2.0, 0.5), turns.ThresholdPolicy(1.0, 0.3, warmup_steps=5),
               turns.EMAPolicy(2.0), turns.EMAPolicy(2.0, 0.4, attack_s=0.3, release_s=0.0),
               turns.HysteresisPolicy(2.0), turns.HysteresisPolicy(2.0, 0.8, 0.2, 0.1, 0.05, warmup_steps=3),
+              turns.UnmutePolicy(2.0), turns.UnmutePolicy(1.0, 0.5, 0.1, 0.05, warmup_steps=4, flush_s=0.3),
               turns.VetoedSilencePolicy(2.0, 0.5, 0.2), turns.SilencePolicy(0.5), turns.SilencePolicy(0.2)]
 
 
 @pytest.mark.parametrize("policy", LIVE_CASES, ids=lambda p: f"{type(p).__name__}-{sorted(turns.params(p).items())}")
 def test_every_policy_decides_live_what_it_decides_offline(model, turn_audio, policy):
     live_policy = lab.live_turns.live_policy(policy)
-    steps, live = run_live(model, turn_audio, live_policy)
+    s = model.stream(end_of_turn=live_policy)
+    events = [e for i in range(0, len(turn_audio), 3000) for e in s.feed(turn_audio[i:i + 3000], 24_000)]
+    steps = [e for e in events if isinstance(e, Step)]
+    live = [e for e in events if isinstance(e, EndOfTurn)]
     trace = turns.Trace(np.array([e.time_s for e in steps]),
                         {h: np.array([e.p_eot[h] for e in steps]) for h in model.cfg.eot_horizons_s},
-                        audio=turn_audio, sample_rate=24_000)
+                        audio=turn_audio, sample_rate=24_000,
+                        word_times_s=np.array([e.emitted_s for e in events if isinstance(e, Word)]))
     offline = policy.decide(trace)
     assert len(offline) >= 1  # it decides somewhere: not empty against empty
     # The same decisions; times equal up to how a VAD frame's end is written (k x 0.02 s, or rounded to 0.1 ms)
