@@ -10,6 +10,7 @@
     with lab.ablate(model, heads=[(2, 3)]): ...                     # a head's output zeroed
 """
 
+from . import attribution, patching  # noqa: F401 (lab.patching.patch_eot, lab.attribution.attribute_eot)
 from .checkpoint import CheckpointError, load, save
 from .events import EndOfTurn, Step, Transcript, Word
 from .hooks import record
