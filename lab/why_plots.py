@@ -69,8 +69,9 @@ def plot_attribution(attr, axes=None):
     twin.plot(f["start_s"] + width / 2, f["grad_x_input"], color="tab:orange", lw=1.2, label="gradient x input")
     twin.set_ylabel("gradient x input")
     for w in attr.words:
-        top.axvspan(w.start_s, w.end_s, color="0.85", lw=0, zorder=0)
-        top.text((w.start_s + w.end_s) / 2, 1.02, w.text, ha="center", va="bottom", fontsize=8, rotation=30,
+        end = w.start_s + width if w.end_s is None else w.end_s  # an end not known yet: drawn as one frame
+        top.axvspan(w.start_s, end, color="0.85", lw=0, zorder=0)
+        top.text((w.start_s + end) / 2, 1.02, w.text, ha="center", va="bottom", fontsize=8, rotation=30,
                  transform=top.get_xaxis_transform(), clip_on=False)
     for a in (top, bottom):
         a.axvline(attr.time_s, color="black", ls="--", lw=1)
