@@ -249,7 +249,7 @@ def main(argv=None):
                "|---|---|---|---|---|---|---|"]
         md += [f"| {r.item} | {r.decision_s:.2f} s | {r.cut_in} | {r.pause_s:.2f} s | {r.said_so_far} | "
                f"{r.still_to_say} | {getattr(r, 'p_eot_2s', float('nan')):.2f} |" for r in show.itertuples()]
-    md += ["\nFigures: `turns_tradeoff.png` (curves on test), `turns_example.png` (the earliest cut above).\n"]
+    md += [f"\nFigures: `{args.name}.png` (curves on test), `{args.name}_example.png` (the earliest cut above).\n"]
     (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0 if curve.passes.all() else 1
