@@ -134,15 +134,26 @@ def in_dtype(model, dtype: str):
     return twin.to(getattr(torch, dtype))
 
 
+def _progress(items, on: bool, what: str):
+    """`items` with a progress bar when `on` (a notebook's benchmark runs a minute or more: show it moving)."""
+    if not on:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=what)
+
+
 def batch(model, sizes=(1, 2, 4, 8, 16, 32, 64, 128, 192, 256), steps: int = 10, threads: int | None = None,
-          stop_after_slow: bool = True) -> list[dict]:
+          stop_after_slow: bool = True, at_least: int = 1, progress: bool = False) -> list[dict]:
     """Per batch size B: time of one `Streamer.feed()` that steps all B streams by one frame (frontend,
-    model, events), at steady state. `realtime`: median < 80 ms. Stops after the first size that misses."""
+    model, events), at steady state. `realtime`: median < 80 ms. With `stop_after_slow`, stops after the
+    first size that misses, once `at_least` sizes are measured (a busy machine can miss at B = 1: the curve
+    still gets its points)."""
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     frames = speech(max(4.0, steps * 0.08 + 1)).reshape(-1)
     rows = []
-    for B in sizes:
+    for B in _progress(sizes, progress, "batch sizes"):
         streams = model.streams(B)
         streams.feed([frames[:FRAME_SIZE]] * B)  # start every slot (resampler, first step)
         fill_cache(streams.state.cache)
@@ -159,7 +170,7 @@ def batch(model, sizes=(1, 2, 4, 8, 16, 32, 64, 128, 192, 256), steps: int = 10,
                      "step_ms_p50": ms["p50"], "step_ms_p90": ms["p90"], "per_stream_ms": ms["p50"] / B,
                      "model_step_ms_p50": model_step_ms(model, B, steps),  # of which the transformer alone
                      "realtime": ms["p50"] < REALTIME_MS, "kv_cache_mb": kv_mb})
-        if stop_after_slow and ms["p50"] >= REALTIME_MS:
+        if stop_after_slow and ms["p50"] >= REALTIME_MS and len(rows) >= at_least:
             break
     return rows
 
@@ -170,7 +181,7 @@ def streams_in_realtime(rows: list[dict]) -> int:
 
 
 def flush(model, delays=(1, 2, 4, 6, 8, 12, 16, 24, 32), trials: int = 10, threads: int = 1,
-          warm_s: float = 3.0) -> list[dict]:
+          warm_s: float = 3.0, progress: bool = False) -> list[dict]:
     """`Streamer.flush()` wall time for each delay D (same weights, only the flush length changes), with the
     stream at a frame boundary so that it steps exactly D + 1 frames; next to its floor, (D + 1) x the
     median step time measured in the same run, and to Unmute's variant."""
@@ -181,7 +192,7 @@ def flush(model, delays=(1, 2, 4, 6, 8, 12, 16, 24, 32), trials: int = 10, threa
     original = model.cfg.delay_frames
     rows = []
     try:
-        for D in delays:
+        for D in _progress(delays, progress, "delays D"):
             model.cfg.delay_frames = D
             flushes, unmutes, steps = [], [], []
             for _ in range(trials + 1):

@@ -13,6 +13,19 @@ from .events import eot_column
 PAUSE_COLORS = {"mid_turn": "tab:red", "end_of_turn": "tab:green"}  # a pause that must not / must end a turn
 PAUSE_LABELS = {"mid_turn": "mid-turn pause", "end_of_turn": "end-of-turn pause"}
 KIND_STYLES = {"semantic": "-", "silence": "--", "acoustic": ":"}
+# Policy colours: none shared with the heads of a trace (tab:blue..red), one per policy name for the whole
+# kernel, so a policy's decision lines in a trace and its curve on the trade-off plot look the same.
+POLICY_PALETTE = ["black", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "navy",
+                  "darkgoldenrod", "teal"]
+_policy_colors: dict[str, str] = {}
+
+
+def policy_color(name: str) -> str:
+    """The colour of a policy in every figure: given in the order names are first drawn (the palette again
+    after ten), then kept for that name."""
+    if name not in _policy_colors:
+        _policy_colors[name] = POLICY_PALETTE[len(_policy_colors) % len(POLICY_PALETTE)]
+    return _policy_colors[name]
 
 
 def _axes(ax, figsize):
@@ -57,12 +70,10 @@ def plot_eot_trace(result=None, decisions: dict | None = None, *, trace=None, wo
         ax.plot(trace.times_s, trace.p_eot[h], lw=1.4, label=eot_column(h))
     if not trace.horizons:
         ax.text(0.5, 0.5, "no end-of-turn heads in this model", ha="center", transform=ax.transAxes)
-    # Decision lines must not share a look with each other or with the heads (tab:blue..red): ten colours,
-    # then the same ten with another dash pattern.
-    palette = ["black", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "navy",
-               "darkgoldenrod", "teal"]
+    # Decision lines in the policy's own colour (policy_color), never a head's; dashed, then dash-dotted and
+    # dotted for the 11th policy on, should a palette colour come round again in one figure.
     for k, (label, times) in enumerate((decisions or {}).items()):
-        c, ls = palette[k % len(palette)], ["--", "-.", ":"][k // len(palette) % 3]
+        c, ls = policy_color(label), ["--", "-.", ":"][k // len(POLICY_PALETTE) % 3]
         for i, t in enumerate(times):
             ax.axvline(t, color=c, ls=ls, lw=1.1, label=f"decision: {label}" if i == 0 else None)
             ax.plot([t], [1.0], marker="v", color=c, ms=7, clip_on=False)
@@ -100,7 +111,7 @@ def plot_eot_tradeoff(sweeps, ax=None, title: str = "End of turn: early cuts aga
         table = pd.DataFrame(table).dropna(subset=["latency_p50_s"]).sort_values("latency_p50_s")
         kind = table["kind"].iloc[0] if "kind" in table and len(table) else "semantic"
         ax.plot(table.latency_p50_s, 100 * table.early_cut_rate, KIND_STYLES.get(kind, "-"), marker=".", ms=4,
-                lw=1.5, label=f"{label} ({kind})")
+                lw=1.5, color=policy_color(label), label=f"{label} ({kind})")
     ax.set(xlabel="median end-of-turn detection latency (s)", ylabel="early cuts (% of turns)", title=title,
            ylim=(0, None), xlim=(0, None))
     ax.grid(alpha=0.3)

@@ -66,16 +66,23 @@ function drawTimeline(model, canvas) {
   }
   // words and time axis
   ctx.fillStyle = "#2ca02c";
-  for (const w of model.get("words")) ctx.fillText(w.text, x(w.start), top + ph + 14);
+  ctx.font = "13px sans-serif";
+  for (const w of model.get("words")) ctx.fillText(w.text, x(w.start), top + ph + 16);
+  ctx.font = "11px sans-serif";
   ctx.fillStyle = "#444";
   for (let t = 0; t <= end; t += 1) ctx.fillText(`${t}s`, x(t) - 4, H - 6);
 }
+
+// The heatmap sits inside margins that carry its title and axes: rows are query steps (the step that
+// looks), columns key steps (the steps it looks at); causal, so everything is on or left of the diagonal.
+const HEAT = { left: 34, right: 6, top: 22, bottom: 30 };
 
 function drawMatrix(model, canvas) {
   const ctx = canvas.getContext("2d");
   const T = model.get("n_steps"), m = matrixOf(model), step = model.get("step");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!m || !T) return;
+  const pw = canvas.width - HEAT.left - HEAT.right, ph = canvas.height - HEAT.top - HEAT.bottom;
   const img = ctx.createImageData(T, T);
   for (let q = 0; q < T; q++) {
     let peak = 1e-9;
@@ -91,15 +98,30 @@ function drawMatrix(model, canvas) {
   off.width = T; off.height = T;
   off.getContext("2d").putImageData(img, 0, 0);
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+  ctx.drawImage(off, HEAT.left, HEAT.top, pw, ph);
+  ctx.strokeStyle = "#888"; ctx.strokeRect(HEAT.left, HEAT.top, pw, ph);
   ctx.strokeStyle = "#d62728";
-  const y = ((step + 0.5) / T) * canvas.height;
-  ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(canvas.width, y); ctx.stroke();
+  const y = HEAT.top + ((step + 0.5) / T) * ph;
+  ctx.beginPath(); ctx.moveTo(HEAT.left, y); ctx.lineTo(HEAT.left + pw, y); ctx.stroke();
+  ctx.fillStyle = "#000"; ctx.font = "12px sans-serif";
+  ctx.fillText(`head ${model.get("head")}, layer ${model.get("layer")}: all steps`, HEAT.left, 14);
+  ctx.font = "11px sans-serif"; ctx.fillStyle = "#444";
+  ctx.fillText("0", HEAT.left - 10, HEAT.top + 9);  // both axes start at step 0, top left
+  ctx.fillText(`${T - 1}`, HEAT.left + pw - 14, HEAT.top + ph + 12);
+  ctx.fillText(`${T - 1}`, 4, HEAT.top + ph);
+  ctx.fillText("key step (looked at) \u2192", HEAT.left + 8, canvas.height - 4);
+  ctx.save(); ctx.translate(12, HEAT.top + ph - 4); ctx.rotate(-Math.PI / 2);
+  ctx.fillText("query step \u2192", 0, 0);
+  ctx.restore();
+  ctx.fillStyle = "#d62728"; ctx.fillText(`${step}`, HEAT.left + pw - 18, Math.max(HEAT.top + 10, y - 3));
 }
 
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "dsm-attention";
+  // JupyterLab binds the arrow keys to cell selection and would take them from a focused slider; Lumino
+  // skips its shortcuts for events from inside an element carrying this attribute.
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
   const controls = document.createElement("div");
   controls.className = "dsm-controls";
   const set = (name) => (v) => { model.set(name, v); model.save_changes(); };
@@ -113,7 +135,7 @@ function render({ model, el }) {
   timeline.width = 720; timeline.height = 220;
   timeline.style.flex = "none";
   const heat = document.createElement("canvas");
-  heat.width = 200; heat.height = 200;
+  heat.width = 240; heat.height = 240;
   heat.style.flex = "none";
   heat.title = "query step (rows) x key step (columns); red: the selected step";
   row.append(timeline, heat);

@@ -48,7 +48,7 @@ def _word_boxes(ax, words, y, height, color, label_key="text", start="start", en
         e = s + 1 / FRAME_RATE if e is None else e  # no EPAD after it: its end is unknown, one frame drawn
         text = w[label_key] if isinstance(w, dict) else getattr(w, label_key)
         ax.add_patch(_rect((s, y), max(e - s, 0.02), height, color))
-        ax.text((s + e) / 2, y + height / 2, text, ha="center", va="center", fontsize=8,
+        ax.text((s + e) / 2, y + height / 2, text, ha="center", va="center", fontsize=9,
                 clip_on=True).set_in_layout(False)  # labels outside a zoomed window neither show nor squeeze
 
 
@@ -80,7 +80,7 @@ def delay_timeline(audio, sample_rate, reference, words, delay_s: float, title: 
         ax_w.annotate("", xy=(w.emitted_s, 0.45), xytext=(w.start_s, 1.0),
                       arrowprops={"arrowstyle": "->", "color": "#d62728", "lw": 0.8})
         ax_w.plot([w.emitted_s], [0.4], marker="v", color="#d62728")
-        ax_w.text(w.emitted_s, 0.05, w.text, ha="center", fontsize=7, rotation=30, color="#d62728",
+        ax_w.text(w.emitted_s, 0.05, w.text, ha="center", fontsize=8, rotation=30, color="#d62728",
                   clip_on=True).set_in_layout(False)
     ax_w.set_yticks([0.3, 1.4, 2.4], ["emitted at", "timestamp", "reference"])
     ax_w.set_ylim(-0.2, 3.0)
@@ -105,14 +105,14 @@ def two_streams(audio, sample_rate, reference, steps, delay_frames: int, max_ste
     for w in reference:
         frame = int(w["start"] * FRAME_RATE) + delay_frames
         if frame < n:
-            ax_t.text(frame + 0.5, 1.5, w["text"], ha="center", va="center", fontsize=8, color="#2ca02c",
+            ax_t.text(frame + 0.5, 1.5, w["text"], ha="center", va="center", fontsize=9, color="#2ca02c",
                       rotation=90)
             ax_t.annotate("", xy=(frame, 1.05), xytext=(w["start"] * FRAME_RATE, 1.95),
                           arrowprops={"arrowstyle": "->", "color": "#2ca02c", "lw": 0.6, "alpha": 0.5})
     for row in steps.head(n).itertuples():
         piece = row.piece
         label = "·" if piece == "" else ("⏎" if piece == "<epad>" else piece.replace("\u2581", "_"))
-        ax_t.text(row.step + 0.5, 0.5, label, ha="center", va="center", fontsize=7, rotation=90,
+        ax_t.text(row.step + 0.5, 0.5, label, ha="center", va="center", fontsize=8, rotation=90,
                   color="#1f77b4" if piece not in ("", "<epad>") else "#999")
     ax_t.set_yticks([0.5, 1.5], ["model wrote", f"target (start + {delay_frames})"])
     ax_t.set_ylim(0, 2)
@@ -129,7 +129,7 @@ def attention_over_audio(matrix, audio, sample_rate, step: int, delay_frames: in
     matrix = np.asarray(matrix)
     step = int(np.clip(step, 0, len(matrix) - 1))
     shift = 1 if alignment == "training" else 0  # "training": step j saw frame j-1
-    fig, (ax, ax_m) = plt.subplots(1, 2, figsize=(12, 3.6), width_ratios=[2.6, 1])
+    fig, (ax, ax_m) = plt.subplots(1, 2, figsize=(12, 4.2), width_ratios=[2.6, 1])
     _waveform(ax, np.asarray(audio) / (np.abs(audio).max() + 1e-9) * 0.5, sample_rate, color="#bbb")
     keys = np.arange(matrix.shape[1])
     starts = (keys - shift) / FRAME_RATE
@@ -142,12 +142,13 @@ def attention_over_audio(matrix, audio, sample_rate, step: int, delay_frames: in
                label=f"the last D = {delay_frames} frames: not yet written")
     for w in words or []:
         s = w["start"] if isinstance(w, dict) else w.start_s
-        ax.text(s, -0.55, w["text"] if isinstance(w, dict) else w.text, fontsize=7, rotation=30)
+        ax.text(s, -0.56, w["text"] if isinstance(w, dict) else w.text, fontsize=9, rotation=30, color="#2ca02c")
     ax.set_ylim(-0.6, 0.6)
     ax.set_xlim(0, max(len(audio) / sample_rate, now + 0.1))
     ax.set_xlabel("audio time (s)")
     ax.set_yticks([])
-    ax.legend(loc="upper left", fontsize=7)
+    # Below the plot, not on it: inside, the legend hid the first frames' attention bars.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
     ax.set_title(title or f"Attention of step {step} over the audio it has heard")
     ax_m.imshow(matrix, aspect="auto", cmap="Blues", origin="upper", interpolation="nearest")
     ax_m.axhline(step, color="#d62728", linewidth=0.8)
@@ -196,7 +197,9 @@ def sweep_figure(table, title: str | None = None):
                 xerr=[np.zeros(len(table)), table["latency_p90_s"] - table["latency_p50_s"]], fmt="o-", capsize=3)
     for row in table.itertuples():
         ax.annotate(f"D = {row.delay_frames}", (row.latency_p50_s, row.wer * 100), textcoords="offset points",
-                    xytext=(5, 5), fontsize=8)
+                    xytext=(5, 5), fontsize=9)
+    # Room around the points for their labels: the leftmost and topmost ("D = 2") were clipped at the edge.
+    ax.margins(x=0.15, y=0.2)
     ax.set_xlabel("emission latency p50 (s), bar to p90")
     ax.set_ylabel("WER (%)")
     ax.set_title(title or "The delay trade-off: waiting longer writes better")

@@ -105,3 +105,35 @@ def batch_figure(rows, title: str | None = None):
     ax.set_title(title or "Batching: many streams for the price of a few")
     ax.legend(fontsize=8)
     return _done(fig)
+
+
+def compact(table, rows: int | None = None, drop=()) -> pd.DataFrame:
+    """A table as the notebook shows it: rounded to 3 decimals (ms and s alike), constant or bookkeeping
+    columns in `drop` left out, so that it fits the page instead of running off to the right."""
+    t = pd.DataFrame(table).drop(columns=[c for c in drop if c in pd.DataFrame(table)])
+    return (t if rows is None else t.head(rows)).round(3)
+
+
+def batch_table(rows) -> pd.DataFrame:
+    """`benchmarks.batch` rows, compact: the columns that change with B (threads and dtype are in the note)."""
+    return compact(rows, drop=("benchmark", "threads", "dtype"))
+
+
+def batch_note(rows, sizes) -> str:
+    """What the batch benchmark measured, in words: which sizes kept up with real time, which were slow and
+    by how much, and which were left out after a slow one (a bigger batch only takes longer)."""
+    if not rows:
+        return "No batch size was measured."
+    done = [r["batch_size"] for r in rows]
+    fast = [r["batch_size"] for r in rows if r["realtime"]]
+    slow = [f"B = {r['batch_size']} ({r['step_ms_p50']:.0f} ms)" for r in rows if not r["realtime"]]
+    skipped = [b for b in sizes if b not in done]
+    out = [f"Measured B = {', '.join(map(str, done))} on {rows[0]['threads']} thread(s), {rows[0]['dtype']}."]
+    out.append(f"In real time (a step under {REALTIME_MS:.0f} ms): B up to {max(fast)}." if fast else
+               f"No size kept up with real time: even B = {done[0]} took over {REALTIME_MS:.0f} ms a step, "
+               "a busy or slow machine (the notebook's other cells, or other programs, share its cores).")
+    if slow:
+        out.append(f"Slower than real time: {', '.join(slow)}.")
+    if skipped:
+        out.append(f"Not measured after a slow size: B = {', '.join(map(str, skipped))}.")
+    return " ".join(out)

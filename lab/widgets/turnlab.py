@@ -62,6 +62,32 @@ def operating_points(results, policies) -> pd.DataFrame:
     return pd.DataFrame(rows).round(3)
 
 
+def fixed_decimals(values) -> int:
+    """The fewest decimals (at most 3) that write every value exactly: all labels of a slider then have one
+    format, instead of "0.1" next to "0.125"."""
+    return next((d for d in range(4) if all(abs(round(float(v), d) - float(v)) < 1e-9 for v in values)), 3)
+
+
+def summary_table(results) -> pd.DataFrame:
+    """lab.evaluate.transcription_summary as a one-row table, rounded (a dict would print raw)."""
+    from .. import evaluate
+
+    return pd.DataFrame([evaluate.transcription_summary(results)]).round(3)
+
+
+# The drill-down's columns, in reading order: where the cut fell, what was said and heard by then, and each
+# head's probability at the decision; the windows of probabilities around it stay in `early_cuts` itself.
+CUT_COLUMNS = ["item", "decision_s", "early_by_s", "cut_in", "silence_so_far_s", "said_so_far", "transcript_so_far",
+               "still_to_say"]
+
+
+def cut_table(cuts: pd.DataFrame, rows: int = 10) -> pd.DataFrame:
+    """The first `rows` early cuts of lab.evaluate.early_cuts with the columns that explain them, text and
+    probabilities included (the full table has 20-odd columns; a notebook shows the first ten)."""
+    heads = [c for c in cuts.columns if c.startswith("p_eot_") and not c.endswith("_around")]
+    return cuts[CUT_COLUMNS + heads].head(rows).round(3).reset_index(drop=True)
+
+
 def best_at_matched_latency(sweeps: dict[str, pd.DataFrame], baseline: str, latency_s=(0.2, 1.5)) -> pd.DataFrame:
     """For every policy: its fewest early cuts at a median latency no worse than the baseline's at each
     baseline setting in `latency_s` (lab.evaluate.compare_tradeoffs), summarised one row a policy."""
@@ -98,10 +124,13 @@ class TurnExplorer(W.VBox):
         self.sliders = {}
         for p in self.policies:
             values = [float(v) for v in p.sweep_values]
-            self.sliders[p.name] = W.SelectionSlider(options=[(f"{v:g}", v) for v in values],
+            d = fixed_decimals(values)
+            # description_width "initial": the label keeps its length ("min_silence_s" was cut to "min_silen...").
+            self.sliders[p.name] = W.SelectionSlider(options=[(f"{v:.{d}f}", v) for v in values],
                                                      value=_closest(values, getattr(p, p.sweep_param)),
                                                      description=f"{p.sweep_param}", continuous_update=False,
-                                                     layout=W.Layout(width="460px"))
+                                                     style={"description_width": "initial"},
+                                                     layout=W.Layout(width="520px"))
             self.sliders[p.name].observe(self._changed, names="value")
         self.item = W.Dropdown(options=[(r.name, i) for i, r in enumerate(results)], value=item,
                                description="item")
@@ -119,7 +148,9 @@ class TurnExplorer(W.VBox):
         return [turns.with_value(p, self.sliders[p.name].value) for p in self.policies]
 
     def _changed(self, change=None):
-        self.table.value = operating_points(self.results, self.current()).to_html(index=False)
+        # One number format whatever the values (to_html alone writes 0.5 after 0.125 and changes widths).
+        self.table.value = operating_points(self.results, self.current()).to_html(index=False,
+                                                                                 float_format="{:.3f}".format)
         self.out.clear_output(wait=True)
         with self.out:
             from IPython.display import display
