@@ -188,10 +188,23 @@ CANVAS_INK = """(canvas) => {
 }"""
 
 
+MARGIN_INK = """(canvas) => {
+  const ctx = canvas.getContext("2d");
+  const count = (x, y, w, h) => {
+    const d = ctx.getImageData(x, y, w, h).data;
+    let ink = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++;
+    return ink;
+  };
+  return Math.min(count(0, 0, canvas.width, 20), count(0, 20, 30, canvas.height - 50));
+}"""
+
+
 @pytest.mark.timeout(240)
 def test_attention_viewer_draws_offline_and_follows_its_sliders(jupyter_lab, chromium, tmp_path):
     """Notebook 01 in the page: the attention viewer draws on its canvases (nothing fetched: this machine
-    has no network) and the step slider redraws the timeline without a round trip."""
+    has no network), the step slider redraws the timeline without a round trip and answers the arrow keys,
+    and the heatmap carries its title and axes."""
     console: list[str] = []
     page = run_all(chromium, jupyter_lab, DELAYED.name, console)
     viewer = page.locator(".dsm-attention")
@@ -208,6 +221,17 @@ def test_attention_viewer_draws_offline_and_follows_its_sliders(jupyter_lab, chr
     step.evaluate("(s) => { s.value = 3; s.dispatchEvent(new Event('input')); }")
     page.wait_for_timeout(300)
     assert timeline.evaluate("c => c.toDataURL()") != before
+    # The arrow keys move a focused slider, not JupyterLab's cell selection (which took them before).
+    active = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
+    step.focus()
+    cell_before = page.evaluate(active)
+    for _ in range(2):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    assert step.evaluate("s => Number(s.value)") == 5
+    assert page.evaluate(active) == cell_before
+    # The heatmap has a title and axes: ink in its margins, left of and above the pattern.
+    assert heat.evaluate(MARGIN_INK) > 200
     viewer.first.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "attention_viewer.png"))
     page.close()
