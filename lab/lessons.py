@@ -36,9 +36,13 @@ def sample_items(tokenizer, max_seconds: float = 10.0) -> list[train.Item]:
     items = train.load_corpus(samples_root(), max_seconds)
     texts = {w["written"]: w["text"] for p in sorted(samples_root().glob("*.json"))
              for w in json.loads(p.read_text())["words"] if "written" in w}
-    unknown = tokenizer.sp.unk_id()
-    return [train.Item(it.audio, [(w if unknown not in tokenizer.encode_word(w) else texts.get(w, w), s, e)
-                                  for w, s, e in it.words]) for it in items]
+    return [train.Item(it.audio, [(writable(tokenizer, w, texts.get(w, w)), s, e) for w, s, e in it.words])
+            for it in items]
+
+
+def writable(tokenizer, written: str, spoken: str) -> str:
+    """`written` if the tokenizer writes it without its unknown piece, else `spoken`."""
+    return written if tokenizer.sp.unk_id() not in tokenizer.encode_word(written) else spoken
 
 
 def target_table(words, tokenizer, delay: int, n_steps: int) -> pd.DataFrame:

@@ -137,3 +137,38 @@ def batch_note(rows, sizes) -> str:
     if skipped:
         out.append(f"Not measured after a slow size: B = {', '.join(map(str, skipped))}.")
     return " ".join(out)
+
+
+def budget_figure(budget, info: dict, flushed=None, title: str | None = None):
+    """lab.latency_budget: one word's budget as a waterfall from its start in the audio, the word's end and
+    its delivery marked; `flushed` (flushed_budget) as a second row from the word's end, the alternative for
+    the last word of a turn when the end-of-turn decision comes right there."""
+    fig, ax = _fig(figsize=(10, 3.4 if flushed is None else 4.0))
+    colors = ["#9edae5", "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#7f7f7f"]
+    t, shown = info["start_s"] * 1000, 0
+    for k, row in enumerate(budget.itertuples()):
+        if row.ms <= 0:
+            continue
+        ax.barh(1, row.ms, left=t, color=colors[k % len(colors)], edgecolor="white")
+        # labels alternate between two heights: a short component's label would run into its neighbour's
+        ax.text(t + row.ms / 2, 1.45 + 0.45 * (shown % 2), f"{row.component}\n{row.ms:.0f} ms", ha="center",
+                va="bottom", fontsize=8)
+        t, shown = t + row.ms, shown + 1
+    ax.axvline(info["start_s"] * 1000, color="k", lw=1)
+    ax.axvline(info["end_s"] * 1000, color="k", ls="--", lw=1)
+    ax.axvline(t, color="#d62728", lw=1.5)
+    ax.text(info["end_s"] * 1000, 2.6, "the word ends", fontsize=8, ha="center")
+    ax.text(t, 0.35, f" delivered: {t - info['start_s'] * 1000:.0f} ms after its start,\n "
+            f"{t - info['end_s'] * 1000:.0f} ms after its end", fontsize=8, color="#d62728")
+    labels = [f"\"{info['text']}\""]
+    if flushed is not None:
+        ms = float(flushed.ms.sum())
+        ax.barh(0, ms, left=info["end_s"] * 1000, color="#bcbd22")
+        ax.text(info["end_s"] * 1000 + ms, 0, f" flush: {ms:.0f} ms", va="center", fontsize=8)
+        labels = ["last word, flushed\nat its end", *labels]
+    ax.set_yticks([0, 1][-len(labels):], labels)
+    ax.set_ylim(-0.6 if flushed is not None else 0.2, 2.8)
+    ax.set_xlim(info["start_s"] * 1000 - 20, t + 260)  # room for the delivery's note on the right
+    ax.set_xlabel("stream time (ms): the word's start (solid), end (dashed), delivery (red)")
+    ax.set_title(title or f"Where the milliseconds of one word go: \"{info['text']}\"")
+    return _done(fig)
