@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import FRAME_RATE
+from .figures import HEAD_COLORS
 
 REALTIME_MS = 1000 / FRAME_RATE
 
@@ -172,3 +173,61 @@ def budget_figure(budget, info: dict, flushed=None, title: str | None = None):
     ax.set_xlabel("stream time (ms): the word's start (solid), end (dashed), delivery (red)")
     ax.set_title(title or f"Where the milliseconds of one word go: \"{info['text']}\"")
     return _done(fig)
+
+
+def pool_figure(frames, snapshots: tuple[int, ...] | None = None, title: str | None = None):
+    """lab.pool_trace frames: top, each slot tick by tick (who holds it, the position it wrote, hatched when
+    its user sent nothing, a reset where a user joins); below, each slot's ring of keys and values at a few
+    ticks (the absolute step each ring slot holds; the one just written outlined)."""
+    from matplotlib.patches import Rectangle
+
+    slots, context = frames[0].ring.shape
+    users = sorted({u for f in frames for u in f.users if u is not None})
+    color = {u: HEAD_COLORS[k % len(HEAD_COLORS)] for k, u in enumerate(users)}
+    snapshots = snapshots or (frames[len(frames) // 3].tick, frames[2 * len(frames) // 3].tick, frames[-1].tick)
+    from ..extras import require
+
+    plt = require("matplotlib.pyplot", "lab.widgets")
+    fig = plt.figure(figsize=(12, 3.2 + 0.9 * slots), constrained_layout=True)
+    grid = fig.add_gridspec(2, len(snapshots), height_ratios=[1.2, 1])
+    ax = fig.add_subplot(grid[0, :])
+    for f in frames:
+        for s in range(slots):
+            user = f.users[s]
+            if user is None:
+                continue
+            stepped = f.active[s]
+            ax.add_patch(Rectangle((f.tick, s), 1, 1, facecolor=color[user], alpha=0.85 if stepped else 0.25,
+                                   hatch=None if stepped else "//", edgecolor="white"))
+            ax.text(f.tick + 0.5, s + 0.5, str(f.next_pos[s] - 1) if stepped else "idle", ha="center",
+                    va="center", fontsize=8, color="white" if stepped else "#333")
+        for e in f.events:
+            if " joins slot " in e:
+                ax.plot([f.tick], [int(e.rsplit(" ", 1)[1]) + 0.5], marker=">", color="k", ms=7)
+    for u in users:
+        ax.plot([], [], "s", color=color[u], label=u)
+    ax.plot([], [], ">", color="k", label="joins: the slot is reset")
+    ax.set(xlim=(0, len(frames)), ylim=(slots, 0), xlabel="tick (one 80 ms frame; the number: the position "
+           "the slot's step wrote; hatched: its user sent nothing, the slot did not step)",
+           yticks=np.arange(slots) + 0.5, yticklabels=[f"slot {s}" for s in range(slots)])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.set_title(title or f"A batch of {slots} slots: users join and leave, each slot keeps its own position")
+    by_tick = {f.tick: f for f in frames}
+    for k, tick in enumerate(snapshots):
+        f, ax_r = by_tick[tick], fig.add_subplot(grid[1, k])
+        for s in range(slots):
+            written = (f.next_pos[s] - 1) % context if f.active[s] else None
+            for r in range(context):
+                held = int(f.ring[s, r])
+                user = f.users[s]
+                ax_r.add_patch(Rectangle((r, s), 1, 1, facecolor=color[user] if held >= 0 and user else "#f4f4f4",
+                                         alpha=0.8 if held >= 0 else 1.0, edgecolor="k" if r == written else "white",
+                                         lw=2 if r == written else 1))
+                ax_r.text(r + 0.5, s + 0.5, str(held) if held >= 0 else "", ha="center", va="center", fontsize=8,
+                          color="white")
+        ax_r.set(xlim=(0, context), ylim=(slots, 0), xticks=np.arange(context) + 0.5, xticklabels=range(context),
+                 yticks=np.arange(slots) + 0.5, yticklabels=[f"slot {s}" for s in range(slots)],
+                 xlabel=f"ring slot (position mod {context}, the context)")
+        ax_r.set_title(f"KV ring after tick {tick}", fontsize=10)
+    plt.close(fig)  # shown once, from the returned value
+    return fig
