@@ -59,14 +59,19 @@ class FilterbankFrontend(nn.Module):
         """The last WINDOW - HOP samples of the previous frame, per stream (silence before the start)."""
         return self.filters.new_zeros(batch_size, WINDOW - HOP)
 
-    def _features(self, frames: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
-        """frames (N, 1920), tails (N, 240) -> (N, d_model)."""
+    def log_energies(self, frames: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+        """frames (N, 1920), tails (N, 240) -> (N, 8, n_filters): the log energy of each learned filter in
+        each 10 ms sub-frame, fp32 (what the MLP reads; notebook 01 draws it)."""
         x = torch.cat([tails, frames], dim=-1)  # (N, 2160)
         windows = x.unfold(-1, WINDOW, HOP) * self.window  # (N, 8, 480)
         # The spectrum and its log in fp32 whatever the weights' dtype (bf16 logs of tiny energies are coarse).
         power = torch.fft.rfft(windows.float(), dim=-1).abs().pow(2)  # (N, 8, 241)
         energies = power @ self.filters.float().abs().t()  # (N, 8, n_filters)
-        logmel = torch.log(energies + 1e-6).flatten(-2)  # (N, 8 * n_filters)
+        return torch.log(energies + 1e-6)
+
+    def _features(self, frames: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+        """frames (N, 1920), tails (N, 240) -> (N, d_model)."""
+        logmel = self.log_energies(frames, tails).flatten(-2)  # (N, 8 * n_filters)
         return self.proj(self.norm(logmel.to(self.filters.dtype)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

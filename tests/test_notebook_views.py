@@ -131,3 +131,21 @@ def test_flush_benchmark_shows_its_progress(tiny_model, capsys):
     assert [r["delay_frames"] for r in rows] == [1, 2]
     err = capsys.readouterr().err  # tqdm writes its bar to stderr outside a notebook
     assert "delays D" in err and "2/2" in err
+
+
+def test_frame_figure_draws_what_the_frontend_computes(tiny_model):
+    import torch
+
+    from lab.widgets import frame_figure
+
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(24_000)).astype(np.float32)
+    fig = frame_figure(tiny_model, audio, 24_000, frame=4)
+    _, ax_e, ax_d = fig.axes[:3]
+    frames = torch.from_numpy(audio[: 12 * 1920].reshape(1, 12, 1920))
+    with torch.no_grad():  # the whole-sequence path: frame 4 with the tail of frame 3 before it
+        expected = tiny_model.frontend(frames)[0, 4].numpy()
+    np.testing.assert_allclose([p.get_height() for p in ax_d.patches], expected, rtol=1e-4, atol=1e-5)
+    assert ax_e.images[0].get_array().shape == (tiny_model.frontend.n_filters, 8)
+    with pytest.raises(ValueError, match="24 kHz"):
+        frame_figure(tiny_model, audio, 16_000, frame=0)

@@ -17,6 +17,7 @@ try:  # the widgets need the [lab] extra (anywidget, ipywidgets, matplotlib); sa
     from .attention import AttentionViewer
     from .browser import BrowserMicrophone, BrowserMicrophoneWidget, decode_pcm
     from .figures import attention_over_audio, delay_timeline, session_figure, sweep_figure, two_streams
+    from .frontend_figures import frame_figure
     from .live import EndOfTurnMeter, LiveTranscriber, live_transcriber
     from .microphone import Microphone
     from .sources import AudioSource, FileMicrophone, LocalMicrophone, NoInputDevice, input_devices, resolve_source
@@ -41,6 +42,7 @@ __all__ = [
     "EndOfTurnMeter",
     "FileMicrophone", "FlushRecord", "LiveState", "LiveTranscriber", "LocalMicrophone", "Microphone",
     "NoInputDevice", "Sample", "alignment_table", "all_samples", "attention_over_audio", "decode_pcm",
-    "delay_sweep", "delay_timeline", "evaluate", "input_devices", "live_transcriber", "resolve_source", "sample",
+    "delay_sweep", "delay_timeline", "evaluate", "frame_figure", "input_devices", "live_transcriber",
+    "resolve_source", "sample",
     "session_figure", "step_table", "sweep_figure", "sweep_models", "two_streams", "word_table",
 ]
