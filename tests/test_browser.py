@@ -30,6 +30,7 @@ from lab.widgets.notebooks import set_parameters
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = notebooks_root() / "02_live_microphone.ipynb"
 DELAYED = notebooks_root() / "01_delayed_streams.ipynb"
+TURNS = notebooks_root() / "03_turn_detection.ipynb"
 CHROMIUM = "/usr/bin/chromium"
 SAMPLE = "weather"  # a clip the embedded model transcribes word for word
 RECORD = ROOT / "bench" / "results" / "browser_live_microphone.png"
@@ -74,7 +75,8 @@ def jupyter_lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
-    for path, parameters in ((LIVE, {"SOURCE": "browser", "SAMPLE": SAMPLE}), (DELAYED, {"N_CLIPS": 1})):
+    for path, parameters in ((LIVE, {"SOURCE": "browser", "SAMPLE": SAMPLE}), (DELAYED, {"N_CLIPS": 1}),
+                             (TURNS, {"N_ITEMS": 3})):
         nb = set_parameters(nbformat.read(path, as_version=4), parameters)
         nbformat.write(nb, root / path.name)
     port = free_port()
@@ -235,4 +237,39 @@ def test_attention_viewer_draws_offline_and_follows_its_sliders(jupyter_lab, chr
     viewer.first.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "attention_viewer.png"))
     page.close()
+    assert not [line for line in console if line.startswith("pageerror")], console
+
+
+# Each slider's label and the drill-down table's header cells, as the page lays them out.
+EXPLORER_LAYOUT = """() => {
+  const labels = Array.from(document.querySelectorAll('.widget-slider .widget-label'))
+    .map((e) => ({text: e.textContent, cut: e.scrollWidth > e.clientWidth + 1}));
+  const tables = Array.from(document.querySelectorAll('.jp-OutputArea-output table'))
+    .map((t) => Array.from(t.querySelectorAll('thead th')).map((h) => h.textContent.trim()));
+  const explorer = Array.from(document.querySelectorAll('.widget-html-content table td'))
+    .map((td) => td.textContent.trim());
+  return {labels, tables, explorer};
+}"""
+
+
+@pytest.mark.timeout(300)
+def test_turn_explorer_labels_fit_and_the_drill_down_shows_its_text(jupyter_lab, chromium, tmp_path):
+    """Notebook 03 in the page: the explorer's slider labels are whole ("min_silence_s" was cut), its table
+    writes every number with three decimals, and the drill-down table leads with the text columns."""
+    console: list[str] = []
+    page = run_all(chromium, jupyter_lab, TURNS.name, console)
+    try:
+        page.locator(".widget-slider").nth(1).wait_for(timeout=240_000)
+        page.wait_for_timeout(1000)
+        layout = page.evaluate(EXPLORER_LAYOUT)
+    finally:
+        page.screenshot(path=str(tmp_path / "turn_explorer.png"), full_page=True)
+        page.close()
+    texts = [label["text"] for label in layout["labels"]]
+    assert "min_silence_s" in texts and "threshold" in texts, layout["labels"]
+    assert not [label for label in layout["labels"] if label["cut"]], layout["labels"]
+    numbers = [v for v in layout["explorer"] if v.replace(".", "", 1).isdigit()]
+    assert numbers and all(len(v.split(".")[1]) == 3 for v in numbers if "." in v), layout["explorer"]
+    drill = next(h for h in layout["tables"] if "said_so_far" in h)
+    assert drill.index("said_so_far") < 9 and "transcript_so_far" in drill, drill
     assert not [line for line in console if line.startswith("pageerror")], console
