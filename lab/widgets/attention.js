@@ -110,7 +110,7 @@ function drawMatrix(model, canvas) {
   ctx.fillText(`${T - 1}`, HEAT.left + pw - 14, HEAT.top + ph + 12);
   ctx.fillText(`${T - 1}`, 4, HEAT.top + ph);
   ctx.fillText("key step (looked at) \u2192", HEAT.left + 8, canvas.height - 4);
-  ctx.save(); ctx.translate(12, HEAT.top + ph - 4); ctx.rotate(-Math.PI / 2);
+  ctx.save(); ctx.translate(8, HEAT.top + 22); ctx.rotate(Math.PI / 2);  // reads downwards, as the steps go
   ctx.fillText("query step \u2192", 0, 0);
   ctx.restore();
   ctx.fillStyle = "#d62728"; ctx.fillText(`${step}`, HEAT.left + pw - 18, Math.max(HEAT.top + 10, y - 3));
