@@ -105,6 +105,7 @@ def test_sample_items_write_a_word_as_written_only_when_the_tokenizer_can(tok):
     assert ("what", 0.3, 0.517) in items[0].words and not any(w == "What" for it in items for w, _, _ in it.words)
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_and_its_words_are_kept_along_the_way(tok):
     items = lessons.sample_items(tok)
     run = lessons.train_tiny(items[:2], tok, seconds=120, max_steps=40, snapshots=(0, 20), held_out=items[2:3])
