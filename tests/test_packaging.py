@@ -43,7 +43,7 @@ def test_shipped_files_are_found_inside_the_package():
         files = {p.name for p in (models_root() / name).iterdir()}
         assert {"config.json", "model.safetensors", "tokenizer.model"} <= files
     assert {p.stem for p in samples_root().glob("*.wav")} == {p.stem for p in samples_root().glob("*.json")} != set()
-    assert len(list(notebooks_root().glob("*.ipynb"))) == 5
+    assert len(list(notebooks_root().glob("*.ipynb"))) == 6
 
 
 def test_every_shipped_file_is_declared_as_package_data():
