@@ -2,6 +2,9 @@
 // over the audio timeline with the delay D marked, and the head's whole (steps x keys) pattern beside it.
 // Canvas only: nothing is fetched, it works offline.
 
+const SLIDER_KEYS = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: 10, PageDown: -10,
+                      Home: "home", End: "end" };
+
 function slider(label, max, value, onInput) {
   const wrap = document.createElement("label");
   const input = document.createElement("input");
@@ -9,6 +12,17 @@ function slider(label, max, value, onInput) {
   const out = document.createElement("span");
   out.textContent = value;
   input.oninput = () => { out.textContent = input.value; onInput(Number(input.value)); };
+  // In JupyterLab a notebook handler takes the arrow keys from a focused slider (it prevents their default
+  // action to move the cell selection): move the slider here and keep those keys from the page.
+  input.addEventListener("keydown", (e) => {
+    const delta = SLIDER_KEYS[e.key];
+    if (delta === undefined) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const max = Number(input.max), now = Number(input.value);
+    const next = delta === "home" ? 0 : delta === "end" ? max : Math.min(max, Math.max(0, now + delta));
+    if (next !== now) { input.value = next; input.oninput(); }
+  });
   wrap.append(`${label} `, input, out);
   wrap.sync = (v, m) => { input.max = Math.max(0, m); input.value = v; out.textContent = v; };
   return wrap;
@@ -119,8 +133,8 @@ function drawMatrix(model, canvas) {
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "dsm-attention";
-  // JupyterLab binds the arrow keys to cell selection and would take them from a focused slider; Lumino
-  // skips its shortcuts for events from inside an element carrying this attribute.
+  // No JupyterLab shortcut from inside the viewer ("d d" on a focused slider must not delete the cell):
+  // Lumino skips its shortcuts for events from inside an element carrying this attribute.
   root.setAttribute("data-lm-suppress-shortcuts", "true");
   const controls = document.createElement("div");
   controls.className = "dsm-controls";
