@@ -138,7 +138,7 @@ class AsyncRemoteStream:
         if self._t0 is None:
             self._t0 = time.perf_counter()
         self.sent_s.append(time.perf_counter() - self._t0)
-        await self.ws.send(protocol.pack({"type": "Audio", "pcm": frame.tolist()}))
+        await self.ws.send(protocol.pack({"type": "Audio", "pcm": frame.tolist()}, single_float=True))
 
     async def send_marker(self) -> int:
         mid = self._next_marker

@@ -37,6 +37,7 @@ class Channel:
         self.chunks: deque[np.ndarray] = deque()
         self.buffered = 0  # samples received and not yet stepped
         self.steps = 0  # model steps of this stream since it (re)started
+        self.in_step = 0  # frames taken by the step running now (counted in neither buffered nor steps)
         self.markers: list[tuple[int, int]] = []  # (steps after which it is due, id)
         self.fresh = True  # the pool's slot is reset before this channel's first frame
         self.closed = False
@@ -121,7 +122,7 @@ class Engine:
     def add_marker(self, ch: Channel, mid: int):
         with self.lock:
             lag = self.marker_lag + (self.prefix_frames if ch.steps == 0 else 0)
-            ch.markers.append((ch.steps + protocol.frames_for(ch.buffered) + lag, mid))
+            ch.markers.append((ch.steps + ch.in_step + protocol.frames_for(ch.buffered) + lag, mid))
 
     def restart(self, ch: Channel):
         """The client's Init: its stream starts afresh on the same slot."""
@@ -171,6 +172,7 @@ class Engine:
                 if ch.buffered >= FRAME_SIZE:
                     frames[ch.slot] = ch.take_frame()
                     taken[ch.slot] = (ch, ch.generation)
+                    ch.in_step = 1
         if not frames:
             return False
         t0 = time.perf_counter()
@@ -182,6 +184,8 @@ class Engine:
         with self.lock:
             for slot, evs in events.items():
                 ch, generation = taken[slot]
+                if ch.generation == generation:
+                    ch.in_step = 0
                 if ch.closed or ch.generation != generation:
                     continue  # the client left or restarted during the step
                 batch.append((ch, generation, self._messages(ch, evs)))

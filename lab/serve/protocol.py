@@ -47,9 +47,10 @@ def _msgpack():
     return require("msgpack", "lab.serve")
 
 
-def pack(message: dict) -> bytes:
-    """A message -> one binary frame. Floats go out as float32, as moshi-server and Kyutai's clients send."""
-    return _msgpack().packb(message, use_bin_type=True, use_single_float=True)
+def pack(message: dict, single_float: bool = False) -> bytes:
+    """A message -> one binary frame. The server's floats go out as float64 (moshi-server's times are f64,
+    and 0.24 s stays 0.24); clients send their samples as float32 (`single_float`), as Kyutai's do."""
+    return _msgpack().packb(message, use_bin_type=True, use_single_float=single_float)
 
 
 def unpack(frame) -> dict:

@@ -1,0 +1,193 @@
+"""`dsm-lab serve` against real clients on localhost: the words equal model.transcribe()'s, every message
+of Kyutai's protocol has its fields, authentication happens before the upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+import websockets
+from serve_fixtures import KEY, pack, protocol_client, sample, start_server, words_of
+
+import lab
+import lab.remote
+from lab.cli import build_parser
+from lab.serve import PATH, Server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lab.load()
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    srv = start_server(model)
+    yield srv
+    srv.stop()
+
+
+def test_remote_transcribe_equals_local_transcribe(server, model):
+    for name in ("lights", "turn"):
+        local = model.transcribe(lab.resources.samples_root() / f"{name}.wav")
+        remote = lab.remote.transcribe(server.url, lab.resources.samples_root() / f"{name}.wav", api_key=KEY)
+        assert words_of(remote) == words_of(local) and remote.text == local.text != ""
+        assert remote.word_arrivals == sorted(remote.word_arrivals) and len(remote.word_arrivals) == len(local.words)
+        # the steps frame has the local columns, p_eot from Step.prs, and when each Step came back
+        assert list(local.steps.columns) == list(remote.steps.columns[:len(local.steps.columns)])
+        assert {"arrival_s", "sent_s", "lag_ms", "step_idx", "buffered_pcm"} <= set(remote.steps.columns)
+        n = len(local.steps)
+        assert (remote.steps.p_eot_2s[:n].to_numpy() - local.steps.p_eot_2s[:n].to_numpy()).__abs__().max() < 1e-5
+
+
+def test_leading_silence_shifts_times_by_less_than_a_frame(server, model):
+    local = model.transcribe(lab.resources.samples_root() / "turn.wav")
+    remote = lab.remote.transcribe(server.url, lab.resources.samples_root() / "turn.wav", api_key=KEY,
+                                   lead_silence_s=1.0)
+    assert [w.text for w in remote.words] == [w.text for w in local.words]
+    for r, w in zip(remote.words, local.words):
+        assert abs(r.start_s - w.start_s) <= 0.08 and abs(r.end_s - w.end_s) <= 0.08
+
+
+def test_a_client_written_from_the_protocol_gets_every_message_and_field(server, model):
+    """Kyutai's file-client flow (1 s of leading silence, 1920-sample messages, marker, silence)."""
+    audio = sample("turn")
+    messages = asyncio.run(protocol_client(server.url, audio))
+    kinds = [m["type"] for m in messages]
+    assert kinds[0] == "Ready" and kinds[-1] == "Marker" and messages[-1]["id"] == 7 and "Error" not in kinds
+    steps = [m for m in messages if m["type"] == "Step"]
+    assert set(steps[0]) == {"type", "step_idx", "prs", "buffered_pcm"} and len(steps[0]["prs"]) == 4
+    assert all(0.0 <= p <= 1.0 for s in steps for p in s["prs"])
+    assert [s["step_idx"] for s in steps] == sorted(s["step_idx"] for s in steps)
+    assert steps[0]["buffered_pcm"] > 0  # the lead second arrived at once: most of it waits
+    words = []
+    for m in messages:
+        if m["type"] == "Word":
+            assert set(m) == {"type", "text", "start_time"}
+            words.append([m["text"], m["start_time"], None])
+        elif m["type"] == "EndWord":
+            assert set(m) == {"type", "stop_time"} and words[-1][2] is None
+            words[-1][2] = m["stop_time"]
+    local = model.transcribe((audio, 24_000))
+    assert [w[0] for w in words] == [w.text for w in local.words]
+    for (_, start, stop), w in zip(words, local.words):  # after the client's own second of silence
+        assert abs(start - 1.0 - w.start_s) <= 0.08 and abs(stop - 1.0 - w.end_s) <= 0.08
+    # the marker came back only after every word of the audio before it
+    assert kinds.index("Marker") > max(i for i, k in enumerate(kinds) if k == "Word")
+
+
+def test_init_restarts_the_stream_on_the_same_slot(server, model):
+    """Init mid-stream: Ready again, and what follows is transcribed as by a fresh stream, times included."""
+    audio = sample("lights")
+    expected = words_of(model.transcribe((audio, 24_000)))
+
+    async def run():
+        async with websockets.connect(server.url + PATH, additional_headers={"kyutai-api-key": KEY}) as ws:
+            assert msgpack.unpackb(await ws.recv())["type"] == "Ready"
+            await ws.send(pack({"type": "Audio", "pcm": sample("weather")[:24_000].tolist()}))
+            while msgpack.unpackb(await ws.recv())["type"] != "Word":  # the first stream is under way
+                pass
+            await ws.send(pack({"type": "Init"}))
+            while msgpack.unpackb(await ws.recv())["type"] != "Ready":
+                pass
+            for i in range(0, len(audio), 1920):
+                await ws.send(pack({"type": "Audio", "pcm": audio[i:i + 1920].tolist()}))
+            await ws.send(pack({"type": "Marker", "id": 1}))
+            words = []
+            while True:
+                await ws.send(pack({"type": "Audio", "pcm": [0.0] * 1920}))
+                m = msgpack.unpackb(await ws.recv())
+                if m["type"] == "Word":
+                    words.append([m["text"], m["start_time"]])
+                elif m["type"] == "EndWord":
+                    words[-1].append(m["stop_time"])
+                elif m["type"] == "Marker":
+                    return [tuple(w) for w in words]
+
+    assert asyncio.run(asyncio.wait_for(run(), 120)) == expected
+
+
+def wait_for_free_slots(server, timeout: float = 10.0) -> int:
+    """Slots still held: a client's close reaches the server a moment after the client returns."""
+    deadline = time.time() + timeout
+    while server.engine.used_slots and time.time() < deadline:
+        time.sleep(0.02)
+    return server.engine.used_slots
+
+
+def test_missing_or_wrong_key_is_refused_before_the_upgrade(server):
+    assert wait_for_free_slots(server) == 0
+
+    async def status(url, headers=None):
+        try:
+            async with websockets.connect(url, additional_headers=headers or {}):
+                return 101
+        except websockets.exceptions.InvalidStatus as e:
+            return e.response.status_code
+
+    assert asyncio.run(status(server.url + PATH)) == 401
+    assert asyncio.run(status(server.url + PATH, {"kyutai-api-key": "wrong"})) == 401
+    assert asyncio.run(status(server.url + PATH + "?auth_id=wrong")) == 401
+    assert asyncio.run(status(server.url + PATH + "?auth_id=second-key")) == 101
+    assert asyncio.run(status(server.url + PATH, {"kyutai-api-key": KEY})) == 101
+    assert asyncio.run(status(server.url + "/api/other", {"kyutai-api-key": KEY})) == 404
+    assert wait_for_free_slots(server) == 0 and server.refused["auth"] >= 3
+    with pytest.raises(lab.remote.RemoteError, match="HTTP 401"):
+        lab.remote.transcribe(server.url, sample()[:4000], sample_rate=24_000, api_key="nope")
+
+
+def test_keys_are_compared_in_constant_time_every_one(server, monkeypatch):
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append(b) or real(a, b))
+    for key in (KEY, "second-key", "wrong"):
+        calls.clear()
+        server._authorized(key)
+        assert len(calls) == 2  # no early exit on the first match
+    assert not server._authorized(None) and not server._authorized("")
+
+
+def test_binds_this_machine_only_unless_told(model):
+    assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    assert Server(model, slots=1).host == "127.0.0.1"
+    with pytest.raises(ValueError, match="API key"):
+        Server(model, slots=1, api_keys=[])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_dsm_lab_serve_command_serves_a_protocol_client(model):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "serve", "--port", str(port), "--slots", "2",
+                             "--api-key", KEY], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        audio = sample("weather")
+        messages = asyncio.run(protocol_client(f"ws://127.0.0.1:{port}", audio, lead_s=0.0))
+        got = " ".join(m["text"] for m in messages if m["type"] == "Word")
+        assert got == model.transcribe((audio, 24_000)).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
