@@ -59,7 +59,7 @@ class Connection:
 class Server:
     def __init__(self, model, host: str = "127.0.0.1", port: int = 8080, slots: int = 8,
                  api_keys=(DEFAULT_KEY,), max_message_bytes: int = 2**20, max_buffer_s: float = 60.0,
-                 outbox_messages: int = 512):
+                 outbox_messages: int = 512, write_limit: int = 32 * 1024):
         if not api_keys:
             raise ValueError("at least one API key is needed (clients send it as kyutai-api-key or ?auth_id=)")
         self.host, self.port = host, port
@@ -67,6 +67,7 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.max_buffer = int(max_buffer_s * protocol.SAMPLE_RATE)
         self.outbox_messages = outbox_messages
+        self.write_limit = write_limit  # bytes the socket may hold unsent before a send waits
         self.engine = Engine(model, slots, self._from_model_thread)
         self.connections: set[Connection] = set()
         self.refused = {"auth": 0, "full": 0, "slow": 0}
@@ -183,7 +184,8 @@ class Server:
         self.engine.start()
         try:
             async with ws_server.serve(self._handle, self.host, self.port, process_request=self._process_request,
-                                       max_size=self.max_message_bytes, max_queue=4, compression=None) as srv:
+                                       max_size=self.max_message_bytes, max_queue=4, write_limit=self.write_limit,
+                                       compression=None) as srv:
                 if self.port == 0:
                     self.port = srv.sockets[0].getsockname()[1]
                 self._ready.set()
