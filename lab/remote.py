@@ -319,8 +319,31 @@ def transcribe(url: str, source, sample_rate: int | None = None, api_key: str | 
         audio = source
         if sample_rate is None:
             raise ValueError("transcribe(url, array) needs sample_rate=, or pass (array, sample_rate)")
-    return asyncio.run(transcribe_async(url, audio, sample_rate, realtime=realtime, api_key=api_key, **kwargs))
+    return run_sync(transcribe_async(url, audio, sample_rate, realtime=realtime, api_key=api_key, **kwargs))
 
 
-__all__ = ["AsyncRemoteStream", "RemoteError", "RemoteStream", "RemoteTranscript", "eot_column", "stream",
-           "transcribe", "transcribe_async"]
+def run_sync(coro):
+    """Run a coroutine to its end from plain code, also inside Jupyter, whose thread already runs an event
+    loop (there asyncio.run refuses): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as e:
+            out["error"] = e
+
+    t = threading.Thread(target=target, name="lab-remote-run")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+__all__ = ["AsyncRemoteStream", "RemoteError", "RemoteStream", "RemoteTranscript", "eot_column", "run_sync",
+           "stream", "transcribe", "transcribe_async"]
