@@ -77,6 +77,7 @@ class AsyncRemoteStream:
         self.errors: list[str] = []
         self._pending: tuple[str, float, float, float] | None = None  # word waiting for its EndWord
         self._new: list = []  # events not yet taken by events()
+        self._new_lock = threading.Lock()  # events() may be called from another thread (RemoteStream)
         self._markers: set[int] = set()
         self._next_marker = 0
         self._receiver: asyncio.Task | None = None
@@ -199,7 +200,7 @@ class AsyncRemoteStream:
             self.steps.append(s)
             self.step_rows.append({"arrival_s": now, "step_idx": m.get("step_idx"),
                                    "buffered_pcm": m.get("buffered_pcm", 0)})
-            self._new.append(s)
+            self._emit(s)
         elif kind == "Word":
             self._close_pending(end_s=float(m["start_time"]) - lead)
             emitted = self.steps[-1].time_s if self.steps else -lead
@@ -219,11 +220,17 @@ class AsyncRemoteStream:
         w = Word(text, round(start, 4), round(start if end_s is None else end_s, 4), emitted)
         self.words.append(w)
         self.word_arrivals.append(arrival)
-        self._new.append(w)
+        self._emit(w)
         self._pending = None
 
+    def _emit(self, event):
+        with self._new_lock:
+            self._new.append(event)
+
     def events(self) -> list:
-        out, self._new = self._new, []
+        """The events arrived since the last call: Step and Word, as a local stream gives them."""
+        with self._new_lock:
+            out, self._new = self._new, []
         return out
 
     def transcript(self) -> RemoteTranscript:
@@ -240,37 +247,73 @@ class AsyncRemoteStream:
 
 
 class RemoteStream:
-    """The same client for plain code and notebooks: its event loop runs in a thread of its own, so
-    `feed()` returns at once with whatever has arrived, like `model.stream().feed()`."""
+    """The same client for plain code, notebooks and microphones: its event loop runs in a thread of its
+    own, and `feed()` only hands the chunk over and returns what has arrived, like `model.stream().feed()`
+    (a microphone's callback must never wait on the network). One sender task keeps the chunks in order."""
 
     def __init__(self, url: str, timeout: float = 30.0, **kwargs):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lab-remote", daemon=True)
         self._thread.start()
         self.remote = AsyncRemoteStream(url, **kwargs)
+        self._failed: BaseException | None = None
         try:
-            self._call(self.remote.connect(timeout), timeout + 5)
+            self._call(self._start(timeout), timeout + 5)
         except BaseException:
             self._stop_loop()
             raise
 
+    async def _start(self, timeout: float):
+        await self.remote.connect(timeout)
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._sender = asyncio.create_task(self._send_loop())
+
+    async def _send_loop(self):
+        while True:
+            chunk, rate = await self._inbox.get()
+            try:
+                if self._failed is None:
+                    await self.remote.feed(chunk, rate)
+            except BaseException as e:  # raised again in the caller's thread, at its next call
+                self._failed = e
+            finally:
+                self._inbox.task_done()
+
     def _call(self, coro, timeout: float | None = None):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
+    def _check(self):
+        if self._failed is not None:
+            raise RemoteError(f"sending to {self.remote.url} failed: {self._failed}") from self._failed
+
     def feed(self, chunk, sample_rate: int = SAMPLE_RATE) -> list:
-        return self._call(self.remote.feed(chunk, sample_rate))
+        """Queue audio for the server (checked here, sent by the loop thread); returns the events arrived."""
+        self._check()
+        rate = check_sample_rate(sample_rate)
+        x = to_mono_float(chunk, what="audio chunk")
+        self._loop.call_soon_threadsafe(self._inbox.put_nowait, (x, rate))
+        return self.remote.events()
 
     def flush(self, **kwargs) -> list:
-        return self._call(self.remote.flush(**kwargs))
+        """Send what is queued, then `AsyncRemoteStream.flush`: the words still owed, once they are in."""
+        async def flush():
+            await self._inbox.join()
+            self._check()
+            return await self.remote.flush(**kwargs)
+        return self._call(flush())
 
     def transcript(self) -> RemoteTranscript:
         return self._call(_value(self.remote.transcript))
 
     def close(self):
         try:
-            self._call(self.remote.close(), 30)
+            self._call(self._close(), 30)
         finally:
             self._stop_loop()
+
+    async def _close(self):
+        self._sender.cancel()
+        await self.remote.close()
 
     def _stop_loop(self):
         self._loop.call_soon_threadsafe(self._loop.stop)

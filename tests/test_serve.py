@@ -191,3 +191,23 @@ def test_dsm_lab_serve_command_serves_a_protocol_client(model):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_microphone_widget_source_streams_into_the_server(server, model):
+    """lab.remote.stream as the sink of a lab.widgets FileMicrophone (48 kHz, 80 ms blocks from its own
+    thread, 4x real time): the words are those of a local stream fed the same blocks."""
+    from lab.widgets.sources import FileMicrophone
+
+    mic = FileMicrophone(lab.resources.samples_root() / "lights.wav", speed=4.0, tail_s=0.0)
+    audio48 = lab.audio.StreamingResampler(24_000, 48_000).push(mic.audio.astype(float))
+    mic.audio, mic.sample_rate, mic.block_size = audio48.astype("float32"), 48_000, 3840
+    local = model.stream()
+    events = [e for i in range(0, len(audio48), 3840) for e in local.feed(audio48[i:i + 3840], 48_000)]
+    events += local.flush()
+    expected = [(w.text, w.start_s, w.end_s) for w in events if isinstance(w, lab.Word)]
+
+    with lab.remote.stream(server.url, api_key=KEY) as s:
+        mic.start(s.feed)
+        assert mic.done.wait(30) and mic.error is None
+        s.flush()
+        assert words_of(s.transcript()) == expected != []
