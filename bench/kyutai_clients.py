@@ -32,6 +32,11 @@ LEAD_S = 1.0  # the script sends one second of silence before the file
 LINE = re.compile(r"^\s*(-?\d+\.\d+) -\s*(-?\d+\.\d+)  (.+)$")  # "   1.12 -   1.20  what"
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,7 +59,7 @@ def main(argv=None):
     rows = []
     try:
         deadline = time.time() + 120
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        while not port_open(port):
             if time.time() > deadline or server.poll() is not None:
                 raise SystemExit("dsm-lab serve did not start")
             time.sleep(0.2)

@@ -211,3 +211,29 @@ def test_a_microphone_widget_source_streams_into_the_server(server, model):
         assert mic.done.wait(30) and mic.error is None
         s.flush()
         assert words_of(s.transcript()) == expected != []
+
+
+def test_the_event_loop_answers_while_the_model_steps(model):
+    """Model steps made slow on purpose (1 s each): a newcomer still gets Ready at once, because the
+    steps run in the engine's thread, not on the event loop."""
+    srv = start_server(model, slots=2)
+    feed = srv.engine.pool.feed
+
+    def slow_feed(*args, **kwargs):
+        time.sleep(1.0)
+        return feed(*args, **kwargs)
+    srv.engine.pool.feed = slow_feed
+
+    async def run():
+        async with lab.remote.AsyncRemoteStream(srv.url, api_key=KEY) as busy:
+            await busy.feed(sample()[:19_200], 24_000)  # ten frames: ten seconds of slow steps
+            await asyncio.sleep(0.5)
+            t0 = time.perf_counter()
+            async with lab.remote.AsyncRemoteStream(srv.url, api_key=KEY):
+                return time.perf_counter() - t0, len(busy.steps)
+
+    try:
+        waited, stepped = asyncio.run(run())
+    finally:
+        srv.stop()
+    assert stepped < 10 and waited < 0.5, f"Ready took {waited:.2f} s while the model stepped"
