@@ -5,6 +5,7 @@ the latency lab and the notebooks work on a deployed server too.
     t = lab.remote.transcribe("ws://127.0.0.1:8080", "clip.wav", api_key="public_token")
     t.words, t.steps                   # Words; one row per Step with p_eot_{h}s from Step.prs
     t.steps.arrival_s, t.word_arrivals # wall-clock arrival, seconds after the first audio was sent
+    (a Word's end comes later, with the server's EndWord: feed() gives a WordEnd then, as a local stream)
 
     s = lab.remote.stream("ws://127.0.0.1:8080")           # the shape of model.stream()
     for chunk in microphone: events = s.feed(chunk, 48000)  # the events that have arrived so far
@@ -25,13 +26,13 @@ import asyncio
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
 from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
-from .events import Step, Transcript, Word, eot_column, steps_frame
+from .events import Step, Transcript, Word, WordEnd, eot_column, steps_frame
 from .extras import require
 from .serve import protocol
 
@@ -75,7 +76,7 @@ class AsyncRemoteStream:
         self.words: list[Word] = []
         self.word_arrivals: list[float] = []
         self.errors: list[str] = []
-        self._pending: tuple[str, float, float, float] | None = None  # word waiting for its EndWord
+        self._unended: int | None = None  # index in self.words of the last Word, until its EndWord
         self._new: list = []  # events not yet taken by events()
         self._new_lock = threading.Lock()  # events() may be called from another thread (RemoteStream)
         self._markers: set[int] = set()
@@ -169,7 +170,6 @@ class AsyncRemoteStream:
                 sent += 1
             else:
                 await asyncio.sleep(min(0.005, max(self._due(), 0.0)) if realtime else 0.002)
-        self._close_pending()
         return self.events()
 
     def _due(self) -> float:
@@ -186,7 +186,6 @@ class AsyncRemoteStream:
             self.closed_reason = f"{e.code} {e.reason}".strip() if hasattr(e, "code") else str(e)
         else:
             self.closed_reason = "closed"
-        self._close_pending()
 
     def _now(self) -> float:
         return math.nan if self._t0 is None else time.perf_counter() - self._t0
@@ -201,27 +200,24 @@ class AsyncRemoteStream:
             self.step_rows.append({"arrival_s": now, "step_idx": m.get("step_idx"),
                                    "buffered_pcm": m.get("buffered_pcm", 0)})
             self._emit(s)
-        elif kind == "Word":
-            self._close_pending(end_s=float(m["start_time"]) - lead)
-            emitted = self.steps[-1].time_s if self.steps else -lead
-            self._pending = (m["text"], float(m["start_time"]) - lead, emitted, now)
-        elif kind == "EndWord":
-            self._close_pending(end_s=float(m["stop_time"]) - lead)
+        elif kind == "Word":  # delivered now, its end unknown until the EndWord (as a local stream's Word)
+            w = Word(m["text"], round(float(m["start_time"]) - lead, 4), None, self._stream_time())
+            self._unended = len(self.words)
+            self.words.append(w)
+            self.word_arrivals.append(now)
+            self._emit(w)
+        elif kind == "EndWord" and self._unended is not None:
+            w = replace(self.words[self._unended], end_s=round(float(m["stop_time"]) - lead, 4))
+            self.words[self._unended], self._unended = w, None
+            self._emit(WordEnd(w.text, w.start_s, w.end_s, self._stream_time()))
         elif kind == "Marker":
             self._markers.add(m["id"])
         elif kind == "Error":
             self.errors.append(m.get("message", ""))
 
-    def _close_pending(self, end_s: float | None = None):
-        """A word is complete at its EndWord (or, where a server sends none, at the next word)."""
-        if self._pending is None:
-            return
-        text, start, emitted, arrival = self._pending
-        w = Word(text, round(start, 4), round(start if end_s is None else end_s, 4), emitted)
-        self.words.append(w)
-        self.word_arrivals.append(arrival)
-        self._emit(w)
-        self._pending = None
+    def _stream_time(self) -> float:
+        """Stream time of the newest Step: when what arrives now was delivered, as a local stream dates it."""
+        return self.steps[-1].time_s if self.steps else -self.lead_silence_s
 
     def _emit(self, event):
         with self._new_lock:

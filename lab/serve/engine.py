@@ -21,7 +21,7 @@ import numpy as np
 
 from ..batch import StreamPool
 from ..config import FRAME_RATE, FRAME_SIZE
-from ..events import Step, Word
+from ..events import Step, Word, WordEnd
 from . import protocol
 
 
@@ -199,8 +199,12 @@ class Engine:
             if isinstance(e, Step):
                 ch.steps += 1
                 out.append(protocol.step(self.step_idx, list(e.p_eot.values()), ch.buffered))
-            elif isinstance(e, Word):
-                out += [protocol.word(e.text, e.start_s), protocol.end_word(e.end_s)]
+            elif isinstance(e, Word):  # its end comes later, as a WordEnd, at the next EPAD
+                out.append(protocol.word(e.text, e.start_s))
+                if e.end_s is not None:
+                    out.append(protocol.end_word(e.end_s))
+            elif isinstance(e, WordEnd):
+                out.append(protocol.end_word(e.end_s))
         while ch.markers and ch.markers[0][0] <= ch.steps:
             out.append(protocol.marker(ch.markers.pop(0)[1]))
         return out

@@ -4,8 +4,9 @@ Used by bench/serve_load.py (64 clients, a server in its own process) and notebo
 Each client is a `lab.remote.AsyncRemoteStream` sending 80 ms of audio every 80 ms (a microphone's pace),
 the starts spread over one frame. Measured on each client's clock:
 - step lag: a frame sent -> the Step of that frame back (queueing, the batched step, both sockets);
-- word emission latency: the frame holding a word's end sent -> that Word back (the text delay plus the
-  step lag; a local stream has the delay alone: `local_row`);
+- word emission latency: the frame holding a word's start sent -> that Word back (the text delay, the
+  word's length and the step lag; a local stream has all but the step lag: `local_row`). The start, not
+  the end: a Word's end is known only at the next EPAD, usually after the Word is out (lab.tokenizer);
 - words exact: whether the client got the very words `model.transcribe()` gives for its audio.
 """
 
@@ -29,10 +30,15 @@ def clip(seconds: float) -> np.ndarray:
     return np.tile(audio, reps)[: int(seconds * SAMPLE_RATE)].astype(np.float32)
 
 
+def _frame(time_s: float) -> int:
+    """The frame holding stream time `time_s` (frame k covers k/12.5 to (k+1)/12.5)."""
+    return max(int(np.floor(time_s * FRAME_RATE + 1e-6)), 0)
+
+
 def word_latencies_ms(t) -> list[float]:
-    """Word arrival - the moment the frame holding its end was sent, for a lab.remote transcript."""
+    """Word arrival - the moment the frame holding its start was sent, for a lab.remote transcript."""
     sent = t.steps.sent_s.dropna().to_numpy()
-    return [(arrival - sent[min(max(int(w.end_s * FRAME_RATE), 0), len(sent) - 1)]) * 1000
+    return [(arrival - sent[min(_frame(w.start_s), len(sent) - 1)]) * 1000
             for w, arrival in zip(t.words, t.word_arrivals)]
 
 
@@ -42,9 +48,9 @@ def _pct(values, q) -> float | None:
 
 def local_row(model, audio: np.ndarray) -> tuple[dict, list]:
     """The same audio through a local stream: its words (the reference) and their emission latency, the
-    end of the frame holding a word's end -> the step that emitted it (stream time: the delay alone)."""
+    end of the frame holding a word's start -> the step that emitted it (stream time, no waiting)."""
     t = model.transcribe((audio, SAMPLE_RATE))
-    ms = [(w.emitted_s - (int(w.end_s * FRAME_RATE) + 1) / FRAME_RATE) * 1000 for w in t.words]
+    ms = [(w.emitted_s - (_frame(w.start_s) + 1) / FRAME_RATE) * 1000 for w in t.words]
     row = {"benchmark": "serve_load_local", "words": len(t.words), "word_latency_ms_p50": _pct(ms, 50),
            "word_latency_ms_p99": _pct(ms, 99), "delay_ms": round(model.cfg.delay_s * 1000, 1)}
     return row, [(w.text, w.start_s, w.end_s) for w in t.words]

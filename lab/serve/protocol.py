@@ -14,7 +14,8 @@ Server -> client:
         one per model step of this stream; prs[i] = P(no voice activity within horizon i), buffered_pcm =
         samples received and not yet stepped
     {"type": "Word", "text": str, "start_time": float}         a complete word, seconds into the stream
-    {"type": "EndWord", "stop_time": float}                    the end of the word sent just before
+    {"type": "EndWord", "stop_time": float}                    the end of the last Word, once known (at the
+                                                               next EPAD: usually a step or more later)
     {"type": "Marker", "id": int}
     {"type": "Error", "message": str}
 
