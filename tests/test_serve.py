@@ -242,3 +242,13 @@ def test_the_event_loop_answers_while_the_model_steps(model):
     finally:
         srv.stop()
     assert stepped < 10 and waited < 0.5, f"Ready took {waited:.2f} s while the model stepped"
+
+
+def test_without_the_serve_extra_the_command_names_it(monkeypatch, capsys):
+    from lab.cli import main
+
+    monkeypatch.setitem(sys.modules, "websockets", None)  # as if not installed
+    for name in [m for m in sys.modules if m.startswith("websockets.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    assert main(["serve", "--port", "0", "--slots", "1", "--api-key", KEY]) == 2
+    assert 'pip install "dsm-lab[serve]"' in capsys.readouterr().err
