@@ -103,6 +103,10 @@ class Server:
 
     # ----------------------------------------------------------------------------------- websocket
     async def _handle(self, ws):
+        if self.engine.error is not None:  # the model thread died: say so rather than leave clients waiting
+            await ws.send(protocol.pack(protocol.error(f"the model loop stopped: {self.engine.error!r}")))
+            await ws.close(1011, "model loop stopped")
+            return
         conn = Connection(ws, self.outbox_messages)
         conn.channel = self.engine.open(conn)
         if conn.channel is None:
