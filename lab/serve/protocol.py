@@ -85,10 +85,14 @@ def audio_samples(message: dict) -> np.ndarray:
         raise ProtocolError(f"Audio.pcm is {len(pcm)} raw bytes; send a list of float samples (24 kHz mono)")
     if not isinstance(pcm, (list, tuple)):
         raise ProtocolError(f"Audio.pcm must be a list of float samples (24 kHz mono), got {type(pcm).__name__}")
-    if not all(type(x) in (float, int) for x in pcm):
-        bad = next(x for x in pcm if type(x) not in (float, int))
+    try:  # numpy infers the type in C: floats/ints give a numeric array, anything else does not
+        a = np.array(pcm)
+    except ValueError:  # ragged nesting
+        a = np.array(pcm, dtype=object)
+    if len(pcm) and (a.ndim != 1 or a.dtype.kind not in "fiu"):
+        bad = next((x for x in pcm if type(x) not in (float, int)), pcm[0])
         raise ProtocolError(f"Audio.pcm must hold numbers only, found a {type(bad).__name__}")
-    x = np.asarray(pcm, dtype=np.float32)
+    x = a.astype(np.float32)
     if len(x) and not np.isfinite(x).all():
         raise ProtocolError("Audio.pcm holds NaN or infinite samples")
     if len(x) and float(np.abs(x).max()) > MAX_ABS_SAMPLE:
