@@ -314,10 +314,12 @@ def serve_load_table() -> str:
     (local, *_), _ = rows_of("serve_load_local", "serve_load.jsonl")
     body = [[r["clients"], f"{r['step_lag_ms_p50']:.1f}", f"{r['step_lag_ms_p99']:.1f}", f"{r['step_lag_ms_max']:.1f}",
              f"{r['word_latency_ms_p50']:.0f}", f"{r['word_latency_ms_p99']:.0f}",
+             f"{r['server_step_ms_p50']:.1f}", f"{r['server_streams_per_step_mean']:.1f}",
              f"{r['clients_words_exact']}/{r['clients']}", r["errors"]] for r in rows]
     body.append(["local stream", "", "", "", f"{local['word_latency_ms_p50']:.0f}",
-                 f"{local['word_latency_ms_p99']:.0f}", "", ""])
-    header = ["clients", "step lag p50 ms", "p99", "max", "word latency p50 ms", "p99", "words exact", "errors"]
+                 f"{local['word_latency_ms_p99']:.0f}", "", "", "", ""])
+    header = ["clients", "step lag p50 ms", "p99", "max", "word latency p50 ms", "p99", "model step p50 ms",
+              "streams per step", "words exact", "errors"]
     m = machine(f)
     return table(header, body) + source(f, f", {rows[0]['seconds']:g} s of audio per client ({m})" if m else "")
 

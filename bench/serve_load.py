@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
@@ -35,6 +36,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def server_info(port: int, last: int = 1000) -> dict:
+    """The server's /api/modules_info: its model step time and streams per step over its `last` steps."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/modules_info?last={max(last, 1)}") as r:
+        return json.loads(r.read())[0]
 
 
 def start_server(args, port: int) -> subprocess.Popen:
@@ -73,8 +80,12 @@ def main(argv=None):
     server = start_server(args, port)
     try:
         for n in [int(x) for x in args.clients.split(",")]:
-            rows.append(load.measure(f"ws://127.0.0.1:{port}", n, audio, expected, api_key=KEY))
-            print(json.dumps(rows[-1]), flush=True)
+            before = server_info(port)["steps"]
+            row = load.measure(f"ws://127.0.0.1:{port}", n, audio, expected, api_key=KEY)
+            info = server_info(port, last=server_info(port)["steps"] - before)  # the server's side of this run
+            row.update({f"server_{k}": info[k] for k in ("step_ms_p50", "step_ms_p99", "streams_per_step_mean")})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -252,3 +252,12 @@ def test_without_the_serve_extra_the_command_names_it(monkeypatch, capsys):
         monkeypatch.setitem(sys.modules, name, None)
     assert main(["serve", "--port", "0", "--slots", "1", "--api-key", KEY]) == 2
     assert 'pip install "dsm-lab[serve]"' in capsys.readouterr().err
+
+
+def test_modules_info_says_how_many_slots_are_in_use(server):
+    import json
+    import urllib.request
+
+    info = json.loads(urllib.request.urlopen(server.url.replace("ws://", "http://") + "/api/modules_info").read())
+    assert info[0]["type"] == "batched_asr" and info[0]["path"] == PATH and info[0]["total_slots"] == "4"
+    assert int(info[0]["used_slots"]) <= 4 and info[0]["steps"] >= 0

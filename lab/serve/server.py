@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import threading
 from http import HTTPStatus
 from urllib.parse import parse_qs
@@ -90,6 +91,12 @@ class Server:
 
     def _process_request(self, connection, request):
         path, _, query = request.path.partition("?")
+        if path == "/api/modules_info":  # moshi-server's status page: slots in use, no key needed
+            last = (parse_qs(query).get("last") or ["1000"])[0]
+            response = connection.respond(HTTPStatus.OK, json.dumps([self.stats(int(last) if last.isdigit() else 1000)])
+                                          + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
         if path != protocol.PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such endpoint; speech-to-text is {protocol.PATH}\n")
         key = request.headers.get(protocol.API_KEY_HEADER)
@@ -229,8 +236,14 @@ class Server:
     def __exit__(self, *exc):
         self.stop()
 
-    def stats(self) -> dict:
-        log = list(self.engine.step_log)
-        ms = np.array([r[2] for r in log]) if log else np.zeros(0)
-        return {"slots": self.engine.slots, "used_slots": self.engine.used_slots, "steps": self.engine.step_idx,
-                "step_ms_p50": float(np.median(ms)) if len(ms) else None, "refused": dict(self.refused)}
+    def stats(self, last: int = 1000) -> dict:
+        """What /api/modules_info answers: moshi-server's fields (as strings, as it sends them) and ours, over
+        the last `last` steps: model step time and streams per step."""
+        log = list(self.engine.step_log)[-last:]
+        ms, streams = np.array([r[2] for r in log]), np.array([r[1] for r in log])
+        return {"type": "batched_asr", "path": protocol.PATH, "used_slots": str(self.engine.used_slots),
+                "total_slots": str(self.engine.slots), "steps": self.engine.step_idx,
+                "step_ms_p50": round(float(np.median(ms)), 2) if len(log) else None,
+                "step_ms_p99": round(float(np.percentile(ms, 99)), 2) if len(log) else None,
+                "streams_per_step_mean": round(float(streams.mean()), 2) if len(log) else None,
+                "refused": dict(self.refused)}
