@@ -173,8 +173,8 @@ class AsyncRemoteStream:
         return self.events()
 
     def _due(self) -> float:
-        """Seconds until the next frame is due in real time."""
-        return len(self.sent_s) / FRAME_RATE - (time.perf_counter() - self._t0)
+        """Seconds until the next frame is due in real time (now, before the first)."""
+        return 0.0 if self._t0 is None else len(self.sent_s) / FRAME_RATE - (time.perf_counter() - self._t0)
 
     # ---------------------------------------------------------------------------------- receiving
     async def _receive(self):
@@ -183,7 +183,7 @@ class AsyncRemoteStream:
             async for frame in self.ws:
                 self._on_message(protocol.unpack(frame), self._now())
         except closed as e:
-            self.closed_reason = f"{e.code} {e.reason}".strip() if hasattr(e, "code") else str(e)
+            self.closed_reason = str(e)
         else:
             self.closed_reason = "closed"
 

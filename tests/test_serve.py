@@ -261,3 +261,11 @@ def test_modules_info_says_how_many_slots_are_in_use(server):
     info = json.loads(urllib.request.urlopen(server.url.replace("ws://", "http://") + "/api/modules_info").read())
     assert info[0]["type"] == "batched_asr" and info[0]["path"] == PATH and info[0]["total_slots"] == "4"
     assert int(info[0]["used_slots"]) <= 4 and info[0]["steps"] >= 0
+
+
+def test_a_stream_flushed_without_audio_ends_cleanly(server):
+    with lab.remote.stream(server.url, api_key=KEY) as s:
+        events = s.flush(realtime=True)  # a Marker, then silence until it comes back: D + 1 steps
+        t = s.transcript()
+    assert events and all(isinstance(e, lab.Step) for e in events)
+    assert t.words == [] and t.errors == [] and len(t.steps) == len(events)
