@@ -329,8 +329,15 @@ def kyutai_clients_table() -> str:
     body = [[r["clip"], f"{r['words_script']} / {r['words_local']}", "yes" if r["same_words"] else "**no**",
              f"{r['max_time_diff_s']:.2f}", "yes" if r["within_one_frame"] else "**no**"] for r in result["clips"]]
     header = ["clip", "words (script / local)", "same words", "max time difference s", "within one frame"]
-    return table(header, body, "-rrrr") + source(
+    out = table(header, body, "-rrrr") + source(
         "kyutai_clients.json", f"; `{result['script']}` sha256 {result['script_sha256'][:12]}, model {result['model']}")
+    if result.get("mic_clips"):
+        mic = [[r["clip"], r["script_text"], r["local_text"], f"{r['wer']:.2f}", r["vad_pauses_marked"]]
+               for r in result["mic_clips"]]
+        out += "\n\n" + table(["clip", "mic script heard", "model.transcribe()", "WER", "pauses marked (prs[2])"],
+                               mic, "---rr") + source(
+            "kyutai_clients.json", f"; `{result['mic_script']}` sha256 {result['mic_script_sha256'][:12]}")
+    return out
 
 
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
