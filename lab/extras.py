@@ -1,7 +1,7 @@
 """Optional dependencies: the core (`import lab`, load, transcribe, stream, hooks, the CLI) needs none of
 them; the notebooks' widgets, figures and microphones need the [lab] extra, `dsm-lab serve` and lab.remote
-the [serve] extra. Asking for one of those without
-it raises an error that names the extra to install, not a bare ModuleNotFoundError."""
+the [serve] extra. Asking for one of those without it raises an error that names the extra to install, not a
+bare ModuleNotFoundError."""
 
 from __future__ import annotations
 
