@@ -158,11 +158,15 @@ def test_a_client_that_never_reads_is_cut_off_with_bounded_memory(server, expect
         sock.connect(("127.0.0.1", server.port))
         ws = await websockets.connect(server.url + PATH, additional_headers=HEADERS, sock=sock, max_queue=1)
         frame = pack({"type": "Audio", "pcm": [0.01] * 1920})
-        for conn in list(server.connections):  # the kernel's buffers small too, so the test takes seconds
-            if conn.ws.remote_address[1] == sock.getsockname()[1]:
-                conn.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        mine = []
+        while not mine:  # the server registers the connection a moment after the handshake
+            mine = [c for c in list(server.connections) if c.ws.remote_address[1] == sock.getsockname()[1]]
+            await asyncio.sleep(0.01)
+        # the kernel's buffers small on the server's side too, so that the test takes seconds, not minutes
+        mine[0].ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        deadline = time.time() + 90
         try:
-            for _ in range(12_000):  # 16 minutes of audio, if it were all taken
+            while time.time() < deadline:  # audio as fast as it goes, until the server cuts it off
                 await ws.send(frame)
                 for conn in list(server.connections):
                     if conn.channel is not None and conn.ws.remote_address[1] == sock.getsockname()[1]:
