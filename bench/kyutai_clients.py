@@ -1,17 +1,18 @@
 """Acceptance: Kyutai's own client scripts, unchanged, against `dsm-lab serve`.
 
-    python bench/kyutai_clients.py --script PATH/stt_from_file_rust_server.py --python PYTHON \
+    python bench/kyutai_clients.py --script PATH/stt_from_file_rust_server.py --python PYTHON \\
         [--mic-script PATH/stt_from_mic_rust_server.py]
 
 PATH is a checkout of kyutai-labs/delayed-streams-modeling (its scripts/ folder; the scripts are not part
 of this repository), PYTHON an interpreter with what they need (msgpack, numpy, sphn, websockets; the mic
 script also sounddevice). Each sample clip goes through the file script at its default pace (real time);
-the words and timestamps it prints are compared with model.transcribe() on the same clip, the script's one
-second of leading silence taken off. With --mic-script, each clip is also played into a private PulseAudio
-null sink whose monitor is the mic script's microphone (PulseAudio and paplay, as tests/test_microphone.py
-uses them; `--show-vad` on, so the Step.prs path runs too); there the audio goes through two resamplers
-and starts at an unknown moment, so the words are scored by WER, not times. Writes
-bench/results/kyutai_clients.json (with each script's sha256, to say which version ran).
+the words and timestamps it prints are compared with model.transcribe() on the same audio (the script's
+second of leading silence, then the clip), times counted from the clip's start on both sides.
+With --mic-script, each clip is also played into a private PulseAudio null sink whose monitor is the mic
+script's microphone (PulseAudio and paplay, as tests/test_microphone.py uses them; `--show-vad` on, so the
+Step.prs path runs too); there the audio goes through two resamplers and starts at an unknown moment, so
+the words are scored by WER, not times. Writes bench/results/kyutai_clients.json (with each script's
+sha256, to say which version ran).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +138,11 @@ def main(argv=None):
                                  capture_output=True, text=True, timeout=300)
             got = [(m[3], float(m[1]) - LEAD_S, float(m[2]) - LEAD_S)
                    for m in map(LINE.match, run.stdout.splitlines()) if m]
-            local = [(w.text, w.start_s, w.end_s) for w in model.transcribe(wav).words]
+            # the same audio as the script sends: its second of silence, then the clip; times from the clip's start
+            audio, rate = lab.audio.load_audio(wav)
+            heard = model.transcribe((np.concatenate([np.zeros(round(LEAD_S * rate)), audio]), rate))
+            local = [(w.text, round(w.start_s - LEAD_S, 4), None if w.end_s is None else round(w.end_s - LEAD_S, 4))
+                     for w in heard.words]
             same_words = [g[0] for g in got] == [w[0] for w in local]
             # a word no EPAD ended (the last one) has no end locally; the script then prints its start twice
             diff = max((max(abs(g[1] - w[1]), 0.0 if w[2] is None else abs(g[2] - w[2])) for g, w in zip(got, local)),
