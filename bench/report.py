@@ -309,12 +309,43 @@ def probes_table() -> str:
         f"per kind, seed {run['seed']}).")
 
 
+def serve_load_table() -> str:
+    rows, f = rows_of("serve_load", "serve_load.jsonl")
+    (local, *_), _ = rows_of("serve_load_local", "serve_load.jsonl")
+    body = [[r["clients"], f"{r['step_lag_ms_p50']:.1f}", f"{r['step_lag_ms_p99']:.1f}", f"{r['step_lag_ms_max']:.1f}",
+             f"{r['word_latency_ms_p50']:.0f}", f"{r['word_latency_ms_p99']:.0f}",
+             f"{r['server_step_ms_p50']:.1f}", f"{r['server_streams_per_step_mean']:.1f}",
+             f"{r['clients_words_exact']}/{r['clients']}", r["errors"]] for r in rows]
+    body.append(["local stream", "", "", "", f"{local['word_latency_ms_p50']:.0f}",
+                 f"{local['word_latency_ms_p99']:.0f}", "", "", "", ""])
+    header = ["clients", "step lag p50 ms", "p99", "max", "word latency p50 ms", "p99", "model step p50 ms",
+              "streams per step", "words exact", "errors"]
+    m = machine(f)
+    return table(header, body) + source(f, f", {rows[0]['seconds']:g} s of audio per client ({m})" if m else "")
+
+
+def kyutai_clients_table() -> str:
+    result = json.loads((RESULTS / "kyutai_clients.json").read_text())
+    body = [[r["clip"], f"{r['words_script']} / {r['words_local']}", "yes" if r["same_words"] else "**no**",
+             f"{r['max_time_diff_s']:.2f}", "yes" if r["within_one_frame"] else "**no**"] for r in result["clips"]]
+    header = ["clip", "words (script / local)", "same words", "max time difference s", "within one frame"]
+    out = table(header, body, "-rrrr") + source(
+        "kyutai_clients.json", f"; `{result['script']}` sha256 {result['script_sha256'][:12]}, model {result['model']}")
+    if result.get("mic_clips"):
+        mic = [[r["clip"], r["script_text"], r["local_text"], f"{r['wer']:.2f}", r["vad_pauses_marked"]]
+               for r in result["mic_clips"]]
+        out += "\n\n" + table(["clip", "mic script heard", "model.transcribe()", "WER", "pauses marked (prs[2])"],
+                               mic, "---rr") + source(
+            "kyutai_clients.json", f"; `{result['mic_script']}` sha256 {result['mic_script_sha256'][:12]}")
+    return out
+
+
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
           "synth-speed": synth_speed_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
-          "word-times": word_times_table}
+          "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table}
 
 
 def render(text: str) -> str:

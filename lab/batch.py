@@ -55,12 +55,15 @@ class StreamPool:
     def busy_slots(self) -> list[int]:
         return [i for i, taken in enumerate(self._taken) if taken]
 
-    def join(self, user: object = None) -> int:
-        """Give a new user the lowest free slot, started afresh; raises PoolFull if there is none."""
+    def join(self, user: object = None, slot: int | None = None) -> int:
+        """Give a new user the lowest free slot (or `slot`, if it is free), started afresh; raises PoolFull if
+        there is none. A server that hands out slots itself names the slot."""
         free = self.free_slots
         if not free:
             raise PoolFull(f"all {self.slots} slots are taken")
-        i = free[0]
+        if slot is not None and slot not in free:
+            raise ValueError(f"slot {slot} is not free (free: {free[:8]}{'...' if len(free) > 8 else ''})")
+        i = free[0] if slot is None else slot
         self.streamer.reset(i)  # whatever the last user left there is gone; the other slots do not notice
         self._taken[i], self.users[i] = True, user
         return i

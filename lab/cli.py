@@ -140,6 +140,12 @@ def cmd_bench(args):
     return run_cli(args)
 
 
+def cmd_serve(args):
+    from lab.serve import run_cli
+
+    return run_cli(args)
+
+
 def cmd_download(args):
     from lab.hub import run_cli
 
@@ -242,6 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    sv = sub.add_parser("serve", help="serve a model over Kyutai's streaming STT protocol (websocket); needs [serve]")
+    sv.add_argument("--model", default=None, help="folder or Hugging Face repo id (default: embedded)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--slots", type=int, default=8, help="streams stepped together; more clients are refused")
+    sv.add_argument("--api-key", action="append", default=None,
+                    help="a key clients must send (kyutai-api-key header or ?auth_id=); repeatable "
+                         "(default: public_token, as Kyutai's example clients send)")
+    sv.add_argument("--threads", type=int, default=None, help="torch threads of the model step")
+    sv.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("download", help="fetch a Hugging Face model repo into the local cache")
     d.add_argument("repo", help="e.g. kyutai/stt-1b-en_fr")

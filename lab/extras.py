@@ -1,6 +1,7 @@
 """Optional dependencies: the core (`import lab`, load, transcribe, stream, hooks, the CLI) needs none of
-them; the notebooks' widgets, figures and microphones need the [lab] extra. Asking for one of those without
-it raises an error that names the extra to install, not a bare ModuleNotFoundError."""
+them; the notebooks' widgets, figures and microphones need the [lab] extra, `dsm-lab serve` and lab.remote
+the [serve] extra. Asking for one of those without it raises an error that names the extra to install, not a
+bare ModuleNotFoundError."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from types import ModuleType
 EXTRA_OF = {
     "matplotlib": "lab", "ipywidgets": "lab", "anywidget": "lab", "traitlets": "lab", "IPython": "lab",
     "sounddevice": "lab", "nbformat": "lab", "nbclient": "lab", "jupyter_client": "lab", "jupyterlab": "lab",
-    "pyarrow": "eotbench",
+    "pyarrow": "eotbench", "websockets": "serve", "msgpack": "serve",
 }
 
 

@@ -26,7 +26,7 @@ CASES = {
                                   "THRESHOLD": 0.7}, 1, 2),
     "03_turn_detection.ipynb": ({"N_ITEMS": 8}, 3, 2),
     "04_latency.ipynb": ({"N_CLIPS": 2, "FLUSH_DELAYS": (2, 6), "TRIALS": 2, "BATCH_SIZES": (1, 4),
-                          "BATCH_STEPS": 3}, 6, 4),
+                          "BATCH_STEPS": 3, "SERVE_CLIENTS": (1, 2), "SERVE_SECONDS": 3}, 7, 4),
     "05_why_did_it_cut_me_off.ipynb": ({"N_PROBES": 2, "KINDS": ("numbers", "short_answers"), "STEPS_BACK": 3},
                                        4, 3),
 }

@@ -24,9 +24,9 @@ from lab.resources import models_root, notebooks_root, package_path, samples_roo
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-# Modules of the [lab] extra (and what they pull in): none may be imported by the core.
+# Modules of the [lab] and [serve] extras (and what they pull in): none may be imported by the core.
 EXTRA_MODULES = ("IPython", "ipykernel", "ipywidgets", "anywidget", "traitlets", "jupyter_client", "jupyter_core",
-                 "jupyterlab", "nbformat", "nbclient", "zmq", "matplotlib", "sounddevice")
+                 "jupyterlab", "nbformat", "nbclient", "zmq", "matplotlib", "sounddevice", "websockets", "msgpack")
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
