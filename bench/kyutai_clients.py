@@ -85,11 +85,17 @@ def run_mic_script(args, port: int, wav: Path, env: dict) -> str:
     mic = subprocess.Popen([args.python, str(args.mic_script), "--url", f"ws://127.0.0.1:{port}", "--device",
                             device.strip(), "--show-vad"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True)
-    time.sleep(4)  # connected and listening ("Starting the transcription")
+    head = []
+    while not any("Starting the transcription" in x for x in head):  # connected, microphone open, listening
+        line = mic.stdout.readline()
+        if not line:
+            raise SystemExit(f"the mic script stopped before listening: {''.join(head)}")
+        head.append(line)
+    time.sleep(0.5)
     subprocess.run(["paplay", "--device=dsm_mic", str(wav)], env=env, check=True)
     time.sleep(2)  # the text delay and a pause
     mic.send_signal(signal.SIGINT)
-    return mic.communicate(timeout=30)[0]
+    return "".join(head) + mic.communicate(timeout=30)[0]
 
 
 def mic_rows(args, port: int, model) -> list[dict]:
