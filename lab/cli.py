@@ -70,6 +70,8 @@ def cmd_train(args):
     overrides = {k: v for k, v in vars(args).items() if k in known and v is not None}
     if "holdout" in overrides:
         overrides["holdout"] = tuple(overrides["holdout"])
+    overrides["corpus"], *more = args.corpus
+    overrides["more_corpora"] = tuple(more)
     train(TrainConfig(**overrides), resume=args.resume)
 
 
@@ -196,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     tr = sub.add_parser("train", help="train a DSM model on a synth corpus (CPU)")
-    tr.add_argument("--corpus", required=True)
+    tr.add_argument("--corpus", required=True, action="append",
+                    help="corpus folder (repeatable: several folders are trained on together)")
+    tr.add_argument("--init-from", dest="init_from", default=None,
+                    help="continue from this model folder or name (its weights, architecture, tokenizer): "
+                         "a new training stage")
     tr.add_argument("--out", required=True, help="run folder; the model lands in OUT/model")
     for name, kind in [("delay_frames", int), ("d_model", int), ("num_layers", int), ("num_heads", int),
                        ("ffn_hidden", int), ("vocab_size", int), ("batch_size", int), ("lr", float),

@@ -62,6 +62,11 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True  # lab.augment on every item (off: gain, white noise and shift only, as before)
     holdout: tuple[str, ...] = ()  # folders whose sentences are dropped from training (val and test sets)
+    more_corpora: tuple[str, ...] = ()  # further corpus folders, trained on together with `corpus`
+    # A model folder to continue from (its weights, architecture and tokenizer): training in stages, each
+    # stage a fresh optimiser and schedule. The shipped model is itself the checkpoint of the next stage, so a
+    # training longer than one sitting needs nothing but the repository.
+    init_from: str = ""
     # Re-read the corpus folder this often (0: never), so training can start while `dsm-lab synth` is still
     # writing it: on two cores the two overlap, and the first steps do not need the whole corpus.
     reload_every_s: float = 0.0
@@ -101,14 +106,17 @@ def corpus_sentences(folder: str | Path) -> set[str]:
     return out
 
 
-def load_corpus(folder: str | Path, max_seconds: float, holdout: tuple[str, ...] = (), log=None) -> list[Item]:
-    """The items of a corpus folder; those that share a sentence with a `holdout` folder are left out."""
+def load_corpus(folder: str | Path | tuple, max_seconds: float, holdout: tuple[str, ...] = (),
+                log=None) -> list[Item]:
+    """The items of a corpus folder (or of several); those that share a sentence with a `holdout` folder are
+    left out."""
     import soundfile as sf
 
     items = []
-    paths = sorted(Path(folder).glob("*.json"))
+    folders = [Path(f) for f in (folder if isinstance(folder, (tuple, list)) else [folder])]
+    paths = sorted(p for f in folders for p in f.glob("*.json"))
     if not paths:
-        raise ValueError(f"no items (*.json) in corpus folder {folder}")
+        raise ValueError(f"no items (*.json) in corpus folder {', '.join(map(str, folders))}")
     held = set().union(*(corpus_sentences(h) for h in holdout)) if holdout else set()
     dropped = 0
     for p in paths:
@@ -296,6 +304,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     tok_path = run / "tokenizer.model"
+    init = _read_init(cfg) if cfg.init_from else None
+    if init is not None and not tok_path.exists():
+        tok_path.write_bytes(init["tokenizer"].read_bytes())
     if not tok_path.exists():
         from .synth.grammar import sample_texts, vocabulary
 
@@ -303,7 +314,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         texts = sample_texts(20_000, seed=cfg.seed, written=True) + vocab + [w.capitalize() for w in vocab]
         train_tokenizer(texts, tok_path, cfg.vocab_size)
     tok = Tokenizer(tok_path)
-    model = DSM(cfg.model_config(cfg.vocab_size))
+    model = DSM(init["model"].cfg if init else cfg.model_config(cfg.vocab_size))
+    if init is not None:
+        model.load_state_dict(init["model"].state_dict())
     model.tokenizer = tok
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     step, elapsed = 0, 0.0
@@ -314,8 +327,9 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         info = _load_train_state(run, opt)
         step, elapsed = info["step"], info["elapsed_s"]
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
-    n_seen = sum(1 for _ in Path(cfg.corpus).glob("*.json"))  # counted first: a later item is never missed
-    items = load_corpus(cfg.corpus, cfg.max_seconds, tuple(cfg.holdout), log=log)
+    corpora = (cfg.corpus, *cfg.more_corpora)
+    n_seen = _count_items(corpora)  # counted first: a later item is never missed
+    items = load_corpus(corpora, cfg.max_seconds, tuple(cfg.holdout), log=log)
     batches = Prefetch(Batches(items, tok, cfg, seed=cfg.seed * 1000 + step))
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
     (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -349,8 +363,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                                     "token_acc": acc.item()}) + "\n")
         if cfg.reload_every_s and time.perf_counter() - last_reload > cfg.reload_every_s:
             last_reload = time.perf_counter()
-            n_files = sum(1 for _ in Path(cfg.corpus).glob("*.json"))
-            grown = load_corpus(cfg.corpus, cfg.max_seconds, tuple(cfg.holdout)) if n_files > n_seen else []
+            n_files = _count_items(corpora)
+            grown = load_corpus(corpora, cfg.max_seconds, tuple(cfg.holdout)) if n_files > n_seen else []
             n_seen = max(n_seen, n_files)
             if len(grown) > len(batches.make.items):
                 log(f"step {step}: the corpus grew to {len(grown)} items")
@@ -364,9 +378,44 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     return run / "model"
 
 
+def _count_items(folders) -> int:
+    return sum(1 for f in folders for _ in Path(f).glob("*.json"))
+
+
+def _read_init(cfg: TrainConfig) -> dict:
+    """The model a staged training continues from, and the record of the stages that made it."""
+    from .checkpoint import load, read_config, resolve
+
+    folder = resolve(cfg.init_from)
+    model = load(folder)
+    if model.cfg.delay_frames != cfg.delay_frames:
+        raise ValueError(f"--init-from {folder}: its delay is {model.cfg.delay_frames} frames but this training "
+                         f"asks for --delay-frames {cfg.delay_frames}")
+    raw = read_config(folder)
+    return {"model": model, "tokenizer": folder / raw.get("tokenizer", "tokenizer.model")}
+
+
+def _prior_stages(cfg: TrainConfig) -> list[dict]:
+    if not cfg.init_from:
+        return []
+    from .checkpoint import read_config, resolve
+
+    record = read_config(resolve(cfg.init_from)).get("training", {})
+    return record.get("stages") or [{k: record[k] for k in ("steps", "minutes", "seed") if k in record}]
+
+
+def training_record(cfg: TrainConfig, step: int, elapsed: float) -> dict:
+    """What a model folder says about its training: totals over all stages, and each stage."""
+    this = {"steps": step, "minutes": round(elapsed / 60, 1), "seed": cfg.seed,
+            "corpora": [Path(c).name for c in (cfg.corpus, *cfg.more_corpora)]}
+    stages = _prior_stages(cfg) + [this]
+    return {"steps": sum(s.get("steps", 0) for s in stages),
+            "minutes": round(sum(s.get("minutes", 0) for s in stages), 1),
+            "seed": cfg.seed, "delay_frames": cfg.delay_frames, "stages": stages}
+
+
 def _checkpoint(model, run, opt, step, elapsed, tok_path, cfg):
     model.eval()
-    save(model, run / "model", tok_path, extra={"training": {"steps": step, "minutes": round(elapsed / 60, 1),
-                                                             "seed": cfg.seed, "delay_frames": cfg.delay_frames}})
+    save(model, run / "model", tok_path, extra={"training": training_record(cfg, step, elapsed)})
     _save_train_state(run, opt, step, elapsed, {})
     model.train()

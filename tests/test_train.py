@@ -174,3 +174,41 @@ def test_training_picks_up_items_written_while_it_runs(tokenizer_path, tmp_path)
     logs.clear()
     train(_tiny_train_config(tmp_path, max_steps=3, reload_every_s=0.0, out=str(tmp_path / "run2")), log=logs.append)
     assert not any("grew" in m for m in logs)
+
+
+def test_a_second_stage_starts_from_the_first_stages_model_and_counts_both(tokenizer_path, tmp_path):
+    """`init_from`: training in stages (the shipped model is the checkpoint of the next stage)."""
+    _write_corpus(tmp_path / "corpus")
+    _write_corpus(tmp_path / "more", n=2)
+    first = tmp_path / "run"
+    first.mkdir()
+    (first / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+    train(_tiny_train_config(tmp_path, max_steps=3), log=lambda _: None)
+    stage1 = load_file(str(first / "model" / "model.safetensors"))
+    # A stage with no step to take writes the model it started from, unchanged, with its tokenizer.
+    cfg = _tiny_train_config(tmp_path, out=str(tmp_path / "stage2"), init_from=str(first / "model"), max_steps=0,
+                             more_corpora=(str(tmp_path / "more"),), d_model=64)  # architecture comes from init
+    logs = []
+    train(cfg, log=logs.append)
+    assert "6 items" in logs[0]  # both corpus folders
+    same = load_file(str(tmp_path / "stage2" / "model" / "model.safetensors"))
+    assert all(torch.equal(stage1[k], same[k]) for k in stage1)
+    assert (tmp_path / "stage2" / "tokenizer.model").read_bytes() == tokenizer_path.read_bytes()
+    # Two steps on: the weights move, and the record counts both stages.
+    train(_tiny_train_config(tmp_path, out=str(tmp_path / "stage2b"), init_from=str(first / "model"),
+                             max_steps=2), log=lambda _: None)
+    moved = load_file(str(tmp_path / "stage2b" / "model" / "model.safetensors"))
+    assert any(not torch.equal(stage1[k], moved[k]) for k in stage1)
+    record = json.loads((tmp_path / "stage2b" / "model" / "config.json").read_text())["training"]
+    assert [s["steps"] for s in record["stages"]] == [3, 2] and record["steps"] == 5
+    assert record["stages"][1]["corpora"] == ["corpus"]
+
+
+def test_a_stage_with_another_delay_than_its_start_is_refused(tokenizer_path, tmp_path):
+    _write_corpus(tmp_path / "corpus")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+    train(_tiny_train_config(tmp_path, max_steps=1), log=lambda _: None)
+    with pytest.raises(ValueError, match="delay is 3 frames.*--delay-frames 4"):
+        train(_tiny_train_config(tmp_path, out=str(tmp_path / "b"), init_from=str(tmp_path / "run" / "model"),
+                                 delay_frames=4), log=lambda _: None)
