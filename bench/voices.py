@@ -3,14 +3,17 @@ speech held out from training by sentence, by voice and by engine.
 
     python bench/voices.py [--model M] [--corpus corpus] [--limit N]
 
-Corpora (`dsm-lab synth`; the model trains on corpus/train, seed 1, see the model card):
+Corpora (`dsm-lab synth`, `make corpus`; the model trains on corpus/train, seed 1, and corpus/train-shuffle,
+seed 6, see the model card):
   corpus/val                        --n 300 --seed 2 --engines espeak,festival,piper
                                     --exclude-voice en+f3 --exclude-voice festival:ked   (thresholds picked here)
   corpus/test-grammar               --n 400 --seed 3, same voices as training, --sentences grammar
   corpus/test-shuffle-heldout-voices --n 300 --seed 4 --voice en+f3 --voice festival:ked --sentences shuffle
   corpus/test-heldout-engine        --n 300 --seed 5 --engines freetts --sentences grammar
-Every test item that shares a sentence with corpus/train is dropped first (the table prints how many), so
-each number is on sentences absent from training. Writes bench/results/voices.json and voices.md.
+  corpus/test-shuffle               --n 200 --seed 7, same voices as training, --sentences shuffle
+                                    (no target: it tells word order apart from voice in the row above)
+Every test item that shares a sentence with a training folder (corpus/train*) is dropped first (the table
+prints how many), so each number is on sentences absent from training. Writes bench/results/voices.json and voices.md.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ SETS = [
      "sentences, voices", 0.25),
     ("test-heldout-engine", "grammar sentences; held-out engine FreeTTS (kevin16), never trained on",
      "sentences, engine", 0.15),
+    ("test-shuffle", "random word orders of the vocabulary; training engines and voices", "sentences", None),
 ]
 HEAD_S = 2.0
 LATENCY_RANGE_S = (0.3, 1.5)
@@ -94,8 +98,16 @@ def main():
            "weights_mb": None if weights is None else round(weights / 1e6, 2),
            "real_time_factor_1_thread": round(10.0 / best, 1), "sets": []}
 
-    train = corpus_sentences(corpus / "train")
+    train_dirs = sorted(d for d in corpus.glob("train*") if d.is_dir())
+    if not train_dirs:
+        raise SystemExit(f"no training corpus in {corpus} (train*): the overlap cannot be checked")
+    out["training_corpora"] = [d.name for d in train_dirs]
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    train = set().union(*(corpus_sentences(d) for d in train_dirs))
+    print(f"training sentences from {', '.join(d.name for d in train_dirs)}: {len(train)}")
     for name, what, held, target in SETS:
+        if not (corpus / name).is_dir():
+            raise SystemExit(f"missing test set {corpus / name}: make corpus")
         paths, dropped, overlap = held_out_paths(corpus / name, train, args.limit)
         t0 = time.perf_counter()
         results = evaluate.run_items(model, paths)
