@@ -95,6 +95,31 @@ def cmd_export(args):
     print(f"wrote {out} ({args.weights_dtype} weights, {size:.1f} MiB)")
 
 
+def cmd_tts_train(args):
+    from lab.checkpoint import default_model_dir
+    from lab.tts_train import train_tts
+
+    tokenizer = args.tokenizer or default_model_dir() / "tokenizer.model"
+    train_tts(args.out, tokenizer, minutes=args.minutes, n_sentences=args.sentences, seed=args.seed,
+              threads=args.threads)
+
+
+def cmd_say(args):
+    """The toy text-to-speech model speaks; the speech-to-text model may listen (the loop of notebook 06)."""
+    import soundfile as sf
+
+    from lab import tts
+
+    model = tts.load(args.model)
+    audio, out = model.speak(args.text)
+    sf.write(args.out, audio, tts.SAMPLE_RATE)
+    print(f"wrote {args.out} ({len(audio) / tts.SAMPLE_RATE:.2f} s; words start at steps {out['word_start_steps']})")
+    if args.transcribe:
+        import lab
+
+        print(lab.load(args.stt).transcribe((audio, tts.SAMPLE_RATE)).text)
+
+
 def cmd_eval(args):
     import lab
     from lab import evaluate
@@ -222,6 +247,23 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("out")
     x.add_argument("--weights-dtype", default="float16")
     x.set_defaults(func=cmd_export)
+
+    tt = sub.add_parser("tts-train", help="train the toy text-to-speech model (the other direction; CPU)")
+    tt.add_argument("--out", required=True, help="run folder; the model lands in OUT/model")
+    tt.add_argument("--minutes", type=float, default=25.0)
+    tt.add_argument("--sentences", type=int, default=2500, help="distinct grammar sentences spoken for training")
+    tt.add_argument("--seed", type=int, default=0)
+    tt.add_argument("--threads", type=int, default=1)
+    tt.add_argument("--tokenizer", default=None, help="sentencepiece model (default: the embedded model's)")
+    tt.set_defaults(func=cmd_tts_train)
+
+    sy = sub.add_parser("say", help="speak a sentence with the toy text-to-speech model (needs librosa: [lab])")
+    sy.add_argument("text")
+    sy.add_argument("--out", default="say.wav")
+    sy.add_argument("--model", default=None, help="toy TTS model folder (default: the shipped one)")
+    sy.add_argument("--transcribe", action="store_true", help="and transcribe it with the speech-to-text model")
+    sy.add_argument("--stt", default=None)
+    sy.set_defaults(func=cmd_say)
 
     e = sub.add_parser("eval", help="WER, emission latency and end-of-turn measures on a folder of items")
     e.add_argument("dir")

@@ -12,6 +12,7 @@ from types import ModuleType
 EXTRA_OF = {
     "matplotlib": "lab", "ipywidgets": "lab", "anywidget": "lab", "traitlets": "lab", "IPython": "lab",
     "sounddevice": "lab", "nbformat": "lab", "nbclient": "lab", "jupyter_client": "lab", "jupyterlab": "lab",
+    "librosa": "lab",
     "pyarrow": "eotbench", "websockets": "serve", "msgpack": "serve",
 }
 
