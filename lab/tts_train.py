@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .synth.grammar import sample_sentence
 from .tokenizer import Tokenizer
 from .train import sentence_key, text_targets
-from .tts import N_MELS, SUB, ToyTTS, TTSConfig, log_mel, save
+from .tts import N_MELS, ToyTTS, TTSConfig, log_mel, save
 
 SILENCE_LOG = math.log(1e-5)
 
