@@ -28,10 +28,10 @@ import torch  # noqa: E402
 
 import lab  # noqa: E402
 from lab import metrics, tts  # noqa: E402
-from lab.train import sentence_key  # noqa: E402
-from lab.tts_train import grammar_sentences, speak_sentence  # noqa: E402
+from lab.tts_loop import held_out_sentences, listen, overlap  # noqa: E402
 
 TARGET_WER = 0.35
+KINDS = ("espeak", "vocoded", "toy_tts")
 
 
 def main():
@@ -45,35 +45,22 @@ def main():
     model = tts.load(args.tts)
     stt = lab.load(args.stt)
     folder = Path(args.tts) if args.tts else tts.default_folder()
-    trained = set(json.loads((folder / "sentences.json").read_text()))
-    sentences = grammar_sentences(args.n, args.seed, exclude=trained)
-    overlap = sum(sentence_key(s.text) in trained for s in sentences)
-    refs, hyps = [], {"espeak": [], "vocoded": [], "toy_tts": []}
-    rows, durations, complete = [], {"espeak": [], "toy_tts": []}, 0
-    t0 = time.perf_counter()
+    sentences = held_out_sentences(args.n, args.seed, folder)
+    heard, t0 = [], time.perf_counter()
     for i, s in enumerate(sentences):
-        audio, _ = speak_sentence(s, model.cfg.voice)
-        vocoded = tts.mel_to_audio(tts.log_mel(audio, model.cfg), model.cfg)
-        spoken, out = model.speak(s.written_text)
-        complete += out["complete"]
-        refs.append(s.text)
-        heard = {k: stt.transcribe((a, 24_000)).text for k, a in
-                 (("espeak", audio), ("vocoded", vocoded), ("toy_tts", spoken))}
-        for k, text in heard.items():
-            hyps[k].append(text)
-        durations["espeak"].append(len(audio) / 24_000)
-        durations["toy_tts"].append(len(spoken) / 24_000)
-        rows.append({"text": s.written_text, **heard})
-        print(f"{i + 1}/{len(sentences)} {s.written_text!r} -> {heard['toy_tts']!r}", flush=True)
+        heard.append(listen(model, stt, s))
+        print(f"{i + 1}/{len(sentences)} {s.written_text!r} -> {heard[-1].text['toy_tts']!r}", flush=True)
+    refs = [s.text for s in sentences]
     out = {"tts_model": folder.name, "stt_model": Path(str(stt.info.source)).name, "voice": model.cfg.voice,
-           "sentences": len(sentences), "overlap_with_tts_training": overlap,
+           "sentences": len(sentences), "overlap_with_tts_training": overlap(sentences, folder),
            "held_out": "grammar sentences absent from the toy model's training set (same voice)",
            "tts_training": model.info.get("training", {}), "tts_params": model.n_params,
-           "wer": {k: metrics.wer(refs, v) for k, v in hyps.items()}, "wer_target": TARGET_WER,
-           "all_words_spoken": complete / len(sentences),
-           "mean_duration_s": {k: round(float(np.mean(v)), 2) for k, v in durations.items()},
+           "wer": {k: metrics.wer(refs, [h.text[k] for h in heard]) for k in KINDS}, "wer_target": TARGET_WER,
+           "all_words_spoken": sum(h.complete for h in heard) / len(heard),
+           "mean_duration_s": {k: round(float(np.mean([len(h.audio[k]) / tts.SAMPLE_RATE for h in heard])), 2)
+                               for k in ("espeak", "toy_tts")},
            "seconds": round(time.perf_counter() - t0, 1), "load_average_1min": round(os.getloadavg()[0], 2),
-           "examples": rows[:8]}
+           "examples": [{"sentence": h.sentence, **h.text} for h in heard[:8]]}
     results = Path(__file__).resolve().parent / "results"
     (results / "tts_loop.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({k: out[k] for k in ("sentences", "overlap_with_tts_training", "wer")}, indent=1))

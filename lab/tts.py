@@ -196,6 +196,12 @@ def save(model: ToyTTS, folder: str | Path, tokenizer_path: str | Path, dtype=to
     return folder
 
 
+def training_log(folder: str | Path | None = None) -> list[dict]:
+    """The losses a model folder's training wrote (log.jsonl), one dict per logged step."""
+    path = Path(folder or default_folder()) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def default_folder() -> Path:
     from .resources import package_path
 

@@ -145,6 +145,7 @@ def train_tts(out: str | Path, tokenizer_path: str | Path, minutes: float = 25.0
                                           "corpus_seconds": round(corpus_s), "sentences": len(items),
                                           "seed": seed, "batch_size": batch_size, "lr": lr}}
     folder = save(model, out / "model", tokenizer_path)
-    (folder / "sentences.json").write_text((out / "sentences.json").read_text())
+    for name in ("sentences.json", "log.jsonl"):  # what it trained on, and how: shipped with the weights
+        (folder / name).write_text((out / name).read_text())
     log(f"done: {step} steps -> {folder} ({json.dumps(asdict(cfg))[:80]}...)")
     return folder
