@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -245,6 +246,44 @@ def word_times_table() -> str:
         f"{r['matched_words']} matched words of the shipped clips {', '.join(r['clips'])}).")
 
 
+def resample_table() -> str:
+    r = json.loads((RESULTS / "resample.json").read_text())
+    body = []
+    for row in r["rows"]:
+        waits = " / ".join(f"{w['wait_ms_mean']:.0f} ({w['wait_ms_max']:.0f})" for w in row["waiting"])
+        if "samples_per_s" not in row:  # the chunking's own share: nothing else measured
+            body.append([f"{row['rate_in'] / 1000:g} kHz", row["resampler"], "", "", "", waits])
+            continue
+        db = 20 * math.log10(row["rms_vs_ideal"] / row["signal_rms"])
+        body.append([f"{row['rate_in'] / 1000:g} kHz", row["resampler"],
+                     f"{row['max_abs_vs_ideal']:.1e} / {row['rms_vs_ideal']:.1e} ({db:.0f} dB)",
+                     "yes" if row["max_abs_chunked_vs_whole"] == 0 else
+                     f"**no** ({row['max_abs_chunked_vs_whole']:.1e})",
+                     f"{row['samples_per_s'] / 1e6:.1f} ({row['samples_per_s_fastest'] / 1e6:.1f})", waits])
+    header = ["input", "resampler", "error vs exact: max / RMS (re signal)", "same samples however chunked",
+              "M samples/s: median (fastest)", "wait for a frame, ms, chunks of 10 / 40 / 80 ms: mean (max)"]
+    ours = [row for row in r["rows"] if row["resampler"].startswith("lab.audio")]
+    soxr = {row["rate_in"]: row for row in r["rows"] if row["resampler"].startswith("soxr")}
+    pairs = [(o, soxr[o["rate_in"]]) for o in ours]
+    lower_db = [20 * math.log10(o["rms_vs_ideal"] / x["rms_vs_ideal"]) for o, x in pairs]
+    faster = [x["samples_per_s"] / o["samples_per_s"] for o, x in pairs]
+    later = [x["waiting"][k]["wait_ms_mean"] - o["waiting"][k]["wait_ms_mean"] for o, x in pairs
+             for k in range(len(o["waiting"]))]
+    later_max = max(x["waiting"][k]["wait_ms_max"] - o["waiting"][k]["wait_ms_max"] for o, x in pairs
+                    for k in range(len(o["waiting"])))
+    summary = (f"\n\nsoxr against ours: RMS error {min(lower_db):.0f} to {max(lower_db):.0f} dB lower, "
+               f"{min(faster):.0f} to {max(faster):.0f} times faster; a frame waits {min(later):.0f} to "
+               f"{max(later):.0f} ms longer on average, up to {later_max:.0f} ms longer. Ours gives the samples of "
+               f"scipy's one-shot `resample_poly` (the filter it streams) within "
+               f"{max(o['max_abs_vs_resample_poly'] for o in ours):.0e}, at "
+               f"{min(o['samples_per_s'] for o in ours) / 1e6:.1f} million input samples a second or more.")
+    before, after = r["load_avg_before"][0], r["load_avg_after"][0]
+    return table(header, body, "--rrrr") + summary + source(
+        "resample.json", f" (`{r['command']}`; {r['rows'][0]['repeats']} "
+        f"repeats taken in turn, {r['cores']} cores shared with another job: load average {before:.1f} before, "
+        f"{after:.1f} after; soxr {r['soxr']})")
+
+
 def voices_table() -> str:
     r = json.loads((RESULTS / "voices.json").read_text())
     body = []
@@ -348,6 +387,7 @@ TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
           "synth-speed": synth_speed_table,
+          "resample": resample_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table}
 
