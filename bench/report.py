@@ -60,6 +60,13 @@ def table(header: list[str], rows: list[list], align: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def not_speech(*row_lists: list[dict]) -> str:
+    """A line for rows measured on something other than speech: lab.benchmarks.speech falls back to tones
+    when no speech engine runs, and its rows say so in `audio`."""
+    odd = sorted({r["audio"] for rows in row_lists for r in rows if "not speech" in r.get("audio", "")})
+    return "".join(f"\n\n**Audio: {a}.**" for a in odd)
+
+
 def source(file: str, extra: str = "") -> str:
     return f"\n\nSource: `results/{file}`{extra}."
 
@@ -83,7 +90,7 @@ def batch_table() -> str:
             step = "" if r is None else f"{r['step_ms_p50']:.1f}" + ("" if r["realtime"] else " (too slow)")
             cells += [step, "" if r is None else f"{r['model_step_ms_p50']:.1f}"]
         body.append(cells)
-    return table(header, body) + source(f, f" ({machine(f)})" if machine(f) else "")
+    return table(header, body) + not_speech(rows) + source(f, f" ({machine(f)})" if machine(f) else "")
 
 
 def flush_table() -> str:
@@ -91,7 +98,7 @@ def flush_table() -> str:
     body = [[r["delay_frames"], f"{r['flush_ms']:.1f}", f"{r['floor_ms']:.1f}", f"{r['ratio_to_floor']:.2f}",
              f"{r['wait_ms']:.0f}", f"{r['unmute_frames']}, {r['unmute_ms']:.1f}"] for r in rows]
     header = ["D", "flush() ms", "floor (D + 1) x step", "ratio", "wait D x 80 ms", "Unmute variant (frames, ms)"]
-    return table(header, body) + source(f)
+    return table(header, body) + not_speech(rows) + source(f)
 
 
 def hooks_table() -> str:
@@ -143,7 +150,7 @@ def targets_table() -> str:
          f"**{hook['overhead_nothing_recorded_pct']:+.2f} %** (direct estimate {hook['estimated_overhead_pct']:.2f} %)",
          f"`results/{fh}` `hook_overhead`"],
     ]
-    return table(["measure", "target", "measured", "result file"], body, "----")
+    return table(["measure", "target", "measured", "result file"], body, "----") + not_speech([single], batch, flush)
 
 
 def md_tables(path: Path) -> list[list[dict]]:
