@@ -4,9 +4,9 @@
 that keeps its history between chunks, so that the same audio gives the same samples whatever the
 chunking. Its group delay is compensated: output sample n is aligned with input time n / 24000.
 
-Why not soxr's `ResampleStream`: it is more exact and faster, but it holds back about 20 ms of audio (its
-filter works in blocks), and a streaming recogniser pays that on every word; ours gives a sample out less
-than 1 ms after it could be computed. The numbers: bench/resample.py, in bench/README.md.
+Why not soxr's `ResampleStream`: it is more exact and faster, but it filters in blocks and holds back tens
+of milliseconds of audio, which a streaming recogniser pays on every word; ours holds back only its filter's
+half length (under 1 ms). The numbers: bench/resample.py, tabled in bench/README.md.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@
 A repo is looked up in the local cache first; only when a file is missing there is it downloaded, with
 huggingface_hub's progress bars. With HF_HUB_OFFLINE=1, or when the hub cannot be reached, only the cache is
 used, and a repo that is not cached gives an error saying so (and how to fetch it: `dsm-lab download REPO`).
+Only a cache miss means "not cached": a cache that cannot be read, or a bad repo id, is reported as itself.
 
 What is fetched: never pickle weights, never the whole repo. For Kyutai's STT repos, exactly the four files
 their config.json names (Kyutai's repos hold other things too, e.g. a README and .gitattributes):
