@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -59,6 +60,13 @@ def table(header: list[str], rows: list[list], align: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def not_speech(*row_lists: list[dict]) -> str:
+    """A line for rows measured on something other than speech: lab.benchmarks.speech falls back to tones
+    when no speech engine runs, and its rows say so in `audio`."""
+    odd = sorted({r["audio"] for rows in row_lists for r in rows if "not speech" in r.get("audio", "")})
+    return "".join(f"\n\n**Audio: {a}.**" for a in odd)
+
+
 def source(file: str, extra: str = "") -> str:
     return f"\n\nSource: `results/{file}`{extra}."
 
@@ -82,7 +90,7 @@ def batch_table() -> str:
             step = "" if r is None else f"{r['step_ms_p50']:.1f}" + ("" if r["realtime"] else " (too slow)")
             cells += [step, "" if r is None else f"{r['model_step_ms_p50']:.1f}"]
         body.append(cells)
-    return table(header, body) + source(f, f" ({machine(f)})" if machine(f) else "")
+    return table(header, body) + not_speech(rows) + source(f, f" ({machine(f)})" if machine(f) else "")
 
 
 def flush_table() -> str:
@@ -90,7 +98,7 @@ def flush_table() -> str:
     body = [[r["delay_frames"], f"{r['flush_ms']:.1f}", f"{r['floor_ms']:.1f}", f"{r['ratio_to_floor']:.2f}",
              f"{r['wait_ms']:.0f}", f"{r['unmute_frames']}, {r['unmute_ms']:.1f}"] for r in rows]
     header = ["D", "flush() ms", "floor (D + 1) x step", "ratio", "wait D x 80 ms", "Unmute variant (frames, ms)"]
-    return table(header, body) + source(f)
+    return table(header, body) + not_speech(rows) + source(f)
 
 
 def hooks_table() -> str:
@@ -142,7 +150,7 @@ def targets_table() -> str:
          f"**{hook['overhead_nothing_recorded_pct']:+.2f} %** (direct estimate {hook['estimated_overhead_pct']:.2f} %)",
          f"`results/{fh}` `hook_overhead`"],
     ]
-    return table(["measure", "target", "measured", "result file"], body, "----")
+    return table(["measure", "target", "measured", "result file"], body, "----") + not_speech([single], batch, flush)
 
 
 def md_tables(path: Path) -> list[list[dict]]:
@@ -243,6 +251,44 @@ def word_times_table() -> str:
     return table(["word time", "mean error (ms)", "median (ms)", "known for"], body, "-rrr") + (
         f"\n\nSource: `results/word_times.json` (`python bench/word_times.py`; {r['model']}, "
         f"{r['matched_words']} matched words of the shipped clips {', '.join(r['clips'])}).")
+
+
+def resample_table() -> str:
+    r = json.loads((RESULTS / "resample.json").read_text())
+    body = []
+    for row in r["rows"]:
+        waits = " / ".join(f"{w['wait_ms_mean']:.0f} ({w['wait_ms_max']:.0f})" for w in row["waiting"])
+        if "samples_per_s" not in row:  # the chunking's own share: nothing else measured
+            body.append([f"{row['rate_in'] / 1000:g} kHz", row["resampler"], "", "", "", waits])
+            continue
+        db = 20 * math.log10(row["rms_vs_ideal"] / row["signal_rms"])
+        body.append([f"{row['rate_in'] / 1000:g} kHz", row["resampler"],
+                     f"{row['max_abs_vs_ideal']:.1e} / {row['rms_vs_ideal']:.1e} ({db:.0f} dB)",
+                     "yes" if row["max_abs_chunked_vs_whole"] == 0 else
+                     f"**no** ({row['max_abs_chunked_vs_whole']:.1e})",
+                     f"{row['samples_per_s'] / 1e6:.1f} ({row['samples_per_s_fastest'] / 1e6:.1f})", waits])
+    header = ["input", "resampler", "error vs exact: max / RMS (re signal)", "same samples however chunked",
+              "M samples/s: median (fastest)", "wait for a frame, ms, chunks of 10 / 40 / 80 ms: mean (max)"]
+    ours = [row for row in r["rows"] if row["resampler"].startswith("lab.audio")]
+    soxr = {row["rate_in"]: row for row in r["rows"] if row["resampler"].startswith("soxr")}
+    pairs = [(o, soxr[o["rate_in"]]) for o in ours]
+    lower_db = [20 * math.log10(o["rms_vs_ideal"] / x["rms_vs_ideal"]) for o, x in pairs]
+    faster = [x["samples_per_s"] / o["samples_per_s"] for o, x in pairs]
+    later = [x["waiting"][k]["wait_ms_mean"] - o["waiting"][k]["wait_ms_mean"] for o, x in pairs
+             for k in range(len(o["waiting"]))]
+    later_max = max(x["waiting"][k]["wait_ms_max"] - o["waiting"][k]["wait_ms_max"] for o, x in pairs
+                    for k in range(len(o["waiting"])))
+    summary = (f"\n\nsoxr against ours: RMS error {min(lower_db):.0f} to {max(lower_db):.0f} dB lower, "
+               f"{min(faster):.0f} to {max(faster):.0f} times faster; a frame waits {min(later):.0f} to "
+               f"{max(later):.0f} ms longer on average, up to {later_max:.0f} ms longer. Ours gives the samples of "
+               f"scipy's one-shot `resample_poly` (the filter it streams) within "
+               f"{max(o['max_abs_vs_resample_poly'] for o in ours):.0e}, at "
+               f"{min(o['samples_per_s'] for o in ours) / 1e6:.1f} million input samples a second or more.")
+    before, after = r["load_avg_before"][0], r["load_avg_after"][0]
+    return table(header, body, "--rrrr") + summary + source(
+        "resample.json", f" (`{r['command']}`; {r['rows'][0]['repeats']} "
+        f"repeats taken in turn, {r['cores']} cores shared with another job: load average {before:.1f} before, "
+        f"{after:.1f} after; soxr {r['soxr']})")
 
 
 def voices_table() -> str:
@@ -348,6 +394,7 @@ TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
           "synth-speed": synth_speed_table,
+          "resample": resample_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table}
 

@@ -58,8 +58,14 @@ def load_model(name=None) -> tuple[DSM, str]:
     return bench_model()
 
 
-def speech(seconds: float, seed: int = 0) -> np.ndarray:
-    """Synthetic speech at 24 kHz (espeak-ng turns back to back), or speech-like tones without espeak-ng."""
+SPEECH = "synthetic speech (lab.synth turns)"
+
+
+def speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, str]:
+    """(audio at 24 kHz, what it is): synthetic speech (lab.synth turns back to back); when a speech engine
+    cannot run (no espeak-ng, festival or piper here), harmonic tones in syllable-like bursts, and the second
+    value says so and why. Every row measured on it carries that value as `audio`, and bench/report.py
+    prints it: a timing on tones is never passed off as one on speech."""
     try:
         from .synth import synthesize_turn
 
@@ -68,13 +74,14 @@ def speech(seconds: float, seed: int = 0) -> np.ndarray:
             audio, _ = synthesize_turn(seed + k)
             parts.append(audio)
             total, k = total + len(audio), k + 1
-        return np.concatenate(parts)[: int(seconds * SAMPLE_RATE)].astype(np.float32)
-    except (ImportError, OSError, RuntimeError):
+        return np.concatenate(parts)[: int(seconds * SAMPLE_RATE)].astype(np.float32), SPEECH
+    except (ImportError, OSError, RuntimeError) as e:  # what a missing engine or its library raises
         rng = np.random.default_rng(seed)
         t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
         voiced = np.sin(2 * np.pi * 1.3 * t) > -0.2
         x = sum(np.sin(2 * np.pi * k * 140 * t) / k for k in range(1, 6)) * voiced
-        return (0.3 * x + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+        tones = (0.3 * x + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+        return tones, f"tones, not speech (speech synthesis failed: {type(e).__name__}: {e})"
 
 
 def fill_cache(cache) -> None:
@@ -95,11 +102,11 @@ def single_stream(model, seconds: float = 30.0, threads: int = 1) -> dict:
     from .latency import replay, step_distribution
 
     torch.set_num_threads(threads)
-    audio = speech(seconds)
+    audio, what = speech(seconds)
     replay(model, audio[: 50 * FRAME_SIZE], SAMPLE_RATE)  # warm up
     r = replay(model, audio, SAMPLE_RATE, mode="offline")
     feed = _ms(r.calls.compute_s)
-    return {"benchmark": "single_stream", "threads": threads, "audio_s": r.audio_s, "rtf": r.rtf,
+    return {"benchmark": "single_stream", "threads": threads, "audio": what, "audio_s": r.audio_s, "rtf": r.rtf,
             **step_distribution(r.steps), "feed_ms_p50": feed["p50"], "feed_ms_p90": feed["p90"],
             "model_step_ms_p50": model_step_ms(model, 1, 100 if seconds >= 10 else 20)}
 
@@ -151,7 +158,7 @@ def batch(model, sizes=(1, 2, 4, 8, 16, 32, 64, 128, 192, 256), steps: int = 10,
     still gets its points)."""
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    frames = speech(max(4.0, steps * 0.08 + 1)).reshape(-1)
+    frames, what = speech(max(4.0, steps * 0.08 + 1))
     rows = []
     for B in _progress(sizes, progress, "batch sizes"):
         streams = model.streams(B)
@@ -167,6 +174,7 @@ def batch(model, sizes=(1, 2, 4, 8, 16, 32, 64, 128, 192, 256), steps: int = 10,
         kv_mb = streams.state.cache.nbytes() / 2**20
         del streams
         rows.append({"benchmark": "batch", "batch_size": B, "threads": torch.get_num_threads(), "dtype": dtype,
+                     "audio": what,
                      "step_ms_p50": ms["p50"], "step_ms_p90": ms["p90"], "per_stream_ms": ms["p50"] / B,
                      "model_step_ms_p50": model_step_ms(model, B, steps),  # of which the transformer alone
                      "realtime": ms["p50"] < REALTIME_MS, "kv_cache_mb": kv_mb})
@@ -188,7 +196,8 @@ def flush(model, delays=(1, 2, 4, 6, 8, 12, 16, 24, 32), trials: int = 10, threa
     from .latency import unmute_frames
 
     torch.set_num_threads(threads)
-    audio = speech(warm_s + 1)[: int(warm_s * FRAME_RATE) * FRAME_SIZE]
+    audio, what = speech(warm_s + 1)
+    audio = audio[: int(warm_s * FRAME_RATE) * FRAME_SIZE]
     original = model.cfg.delay_frames
     rows = []
     try:
@@ -204,7 +213,8 @@ def flush(model, delays=(1, 2, 4, 6, 8, 12, 16, 24, 32), trials: int = 10, threa
                     (flushes if variant == "flush" else unmutes).append(time.perf_counter() - t0)
             step_ms = statistics.median(steps)
             flush_ms = 1e3 * statistics.median(flushes[1:])
-            rows.append({"benchmark": "flush", "delay_frames": D, "threads": threads, "flush_ms": flush_ms,
+            rows.append({"benchmark": "flush", "delay_frames": D, "threads": threads, "audio": what,
+                         "flush_ms": flush_ms,
                          "floor_ms": (D + 1) * step_ms, "ratio_to_floor": flush_ms / ((D + 1) * step_ms),
                          "step_ms_p50": step_ms, "wait_ms": D * REALTIME_MS,
                          "unmute_frames": unmute_frames(model),

@@ -5,6 +5,7 @@
 A repo is looked up in the local cache first; only when a file is missing there is it downloaded, with
 huggingface_hub's progress bars. With HF_HUB_OFFLINE=1, or when the hub cannot be reached, only the cache is
 used, and a repo that is not cached gives an error saying so (and how to fetch it: `dsm-lab download REPO`).
+Only a cache miss means "not cached": a cache that cannot be read, or a bad repo id, is reported as itself.
 
 What is fetched: never pickle weights, never the whole repo. For Kyutai's STT repos, exactly the four files
 their config.json names (Kyutai's repos hold other things too, e.g. a README and .gitattributes):
@@ -56,8 +57,8 @@ def _missing(folder: Path, patterns: list[str]) -> list[str]:
 
 
 def _fetch(repo_id: str, patterns: list[str]) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     from .errors import CheckpointError
 
@@ -66,8 +67,13 @@ def _fetch(repo_id: str, patterns: list[str]) -> Path:
         missing = _missing(local, patterns)
         if not missing:
             return local
-    except LocalEntryNotFoundError:  # not in the cache; any other error (a bad repo id, a broken cache) is raised
+    except LocalEntryNotFoundError:  # not in the cache: the one error that means "download it"
         local, missing = None, patterns
+    except HFValidationError as e:
+        raise CheckpointError(f"{repo_id}: no such model folder, and not a valid Hugging Face repo id ({e})") from e
+    except OSError as e:  # a cache that cannot be read (a broken ref, permissions): downloading would not help
+        raise CheckpointError(f"{repo_id}: the Hugging Face cache at {constants.HF_HUB_CACHE} cannot be read "
+                              f"({type(e).__name__}: {e}); repair or delete that repo's folder there") from e
     if offline():
         what = "not in the Hugging Face cache" if local is None else f"incomplete in the cache (no {missing[0]})"
         raise CheckpointError(f"{repo_id}: {what} and HF_HUB_OFFLINE is set; run `dsm-lab download {repo_id}` "

@@ -69,6 +69,45 @@ def test_aliasing_is_suppressed():
     assert abs(rms_db(tone_7k[edge:OUT - edge])) < 0.1
 
 
+@pytest.mark.parametrize("rate_in", [16_000, 44_100, 48_000])
+@pytest.mark.parametrize("frequency", [220.0, 1000.0, 3150.0])
+def test_a_sine_keeps_its_frequency(rate_in, frequency):
+    """The spectrum's peak stays where it was: a resampler that took 44.1 kHz for 48 kHz would move it 8 %."""
+    x = np.sin(2 * np.pi * frequency * np.arange(rate_in) / rate_in)
+    y = stream_through(rate_in, x, chunk_seed=4)[:OUT]
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), n=8 * len(y)))
+    peak_hz = np.argmax(spectrum) * OUT / (8 * len(y))
+    assert abs(peak_hz - frequency) < 0.5
+
+
+@pytest.mark.parametrize("bad", [0, -16_000, 22_050.5, 384_001])
+def test_a_bad_sample_rate_is_named(bad):
+    with pytest.raises(ValueError, match=rf"StreamingResampler rate_in must be a whole number of Hz .*got {bad}"):
+        StreamingResampler(bad)
+    with pytest.raises(ValueError, match=rf"StreamingResampler rate_out must be a whole number of Hz .*got {bad}"):
+        StreamingResampler(48_000, bad)
+    with pytest.raises(TypeError, match="StreamingResampler rate_in must be a number of Hz, got str"):
+        StreamingResampler("48000")
+
+
+@pytest.mark.parametrize("rate_in", [44_100, 24_000])
+def test_a_bad_chunk_leaves_the_stream_as_it_was(rate_in):
+    """A chunk with NaN, or of the wrong shape, raises and is not consumed: the stream then goes on exactly
+    as if it had never come (NaN kept in the filter's history would spoil every later sample)."""
+    x = np.random.default_rng(5).standard_normal(rate_in // 2)
+    clean = stream_through(rate_in, x)
+    r = StreamingResampler(rate_in, OUT)
+    first = r.push(x[:7000])
+    before = repr(r)
+    bad_chunks = [np.array([0.1, np.nan, 0.2]), np.array([np.inf]), np.ones((100, 2)), np.array(["a", "b"])]
+    for bad in bad_chunks:
+        with pytest.raises(ValueError, match="NaN or Inf|expected a 1-D array of samples"):
+            r.push(bad)
+        assert repr(r) == before
+    rest = np.concatenate([first, r.push(x[7000:]), r.drain()])
+    assert np.array_equal(rest, clean)
+
+
 def test_passthrough_at_24k():
     x = np.random.default_rng(1).standard_normal(1000)
     r = StreamingResampler(24_000)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,26 @@ def test_an_unknown_table_is_an_error(report, tmp_path):
     doc.write_text("<!-- report:nope -->\n<!-- /report:nope -->\n")
     with pytest.raises(KeyError, match="unknown table 'nope'"):
         report.main(["--check", str(doc)])
+
+
+def test_rows_measured_on_tones_say_so_in_the_table(report, tmp_path, monkeypatch):
+    rows, _ = report.rows_of("flush", "latency_flush.jsonl", "latency_bench.jsonl")
+    assert report.not_speech(rows) == ""  # speech, or measured before rows said what they were measured on
+    tones = "tones, not speech (speech synthesis failed: RuntimeError: libespeak-ng.so.1 not found)"
+    (tmp_path / "latency_flush.jsonl").write_text("".join(json.dumps({**r, "audio": tones}) + "\n" for r in rows))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert f"**Audio: {tones}.**" in report.flush_table()
+    (tmp_path / "latency_flush.jsonl").write_text(
+        "".join(json.dumps({**r, "audio": "synthetic speech (lab.synth turns)"}) + "\n" for r in rows))
+    assert "Audio:" not in report.flush_table()
+
+
+def test_the_resample_table_reads_its_result_file(report, tmp_path, monkeypatch):
+    result = json.loads((BENCH / "results/resample.json").read_text())
+    table = report.resample_table()
+    assert "| 48 kHz | soxr.ResampleStream (HQ) |" in table and "load average" in table
+    soxr48 = next(r for r in result["rows"] if r["rate_in"] == 48_000 and r["resampler"].startswith("soxr"))
+    soxr48["max_abs_chunked_vs_whole"] = 1e-3  # a resampler whose output depended on the chunking
+    (tmp_path / "resample.json").write_text(json.dumps(result))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert "| **no** (1.0e-03) |" in report.resample_table()

@@ -117,8 +117,9 @@ def compact(table, rows: int | None = None, drop=()) -> pd.DataFrame:
 
 
 def batch_table(rows) -> pd.DataFrame:
-    """`benchmarks.batch` rows, compact: the columns that change with B (threads and dtype are in the note)."""
-    return compact(rows, drop=("benchmark", "threads", "dtype"))
+    """`benchmarks.batch` rows, compact: the columns that change with B (threads, dtype and audio are in the
+    note)."""
+    return compact(rows, drop=("benchmark", "threads", "dtype", "audio"))
 
 
 def batch_note(rows, sizes) -> str:
@@ -138,6 +139,8 @@ def batch_note(rows, sizes) -> str:
         out.append(f"Slower than real time: {', '.join(slow)}.")
     if skipped:
         out.append(f"Not measured after a slow size: B = {', '.join(map(str, skipped))}.")
+    if "not speech" in rows[0].get("audio", ""):
+        out.append(f"Audio: {rows[0]['audio']}.")
     return " ".join(out)
 
 
