@@ -33,6 +33,7 @@ import torch
 from .audio import StreamingResampler, check_sample_rate, load_audio, to_mono_float
 from .config import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from .events import EndOfTurn, Step, Transcript, Word, steps_frame, with_word_ends
+from .hooks import HookPoint
 from .kvcache import KVCache
 from .live_turns import ThresholdEndOfTurn
 from .tokenizer import WordAssembler
@@ -92,6 +93,7 @@ class Streamer:
             raise ValueError(f"end_of_turn policy {end_of_turn.name!r} reads the {end_of_turn.horizon_s:g} s head; "
                              f"this model's heads: {[f'{h:g} s' for h in self.horizons] or 'none'}")
         self._policy = end_of_turn
+        self._hook_points = [mod for mod in model.modules() if isinstance(mod, HookPoint)]
         self.state = self._new_state()
 
     # ------------------------------------------------------------------------------------------- state
@@ -228,23 +230,45 @@ class Streamer:
         m, s = self.model, self.state
         t0 = time.perf_counter()
         device = s.last_token.device
-        mask = torch.tensor(active, device=device)  # on the model's device, like everything it meets
-        every = all(active)  # the common case: no masking at all (cheaper in the model and here)
-        positions = s.cache.next_pos.tolist()
-        m.step_positions, m.step_active = s.cache.next_pos, mask
-        frame_emb = m.embed_frame(frames.to(device), s.frontend, None if every else mask)
-        step_emb = s.last_frame_emb if self.alignment == "training" else frame_emb
-        logits, p_eot = m.step(step_emb, s.last_token, s.cache, active=None if every else mask)
+        # Rows after the last active one are not computed at all: a server hands out the lowest free slot,
+        # so a 64-slot pool with 3 clients steps 3 rows, not 64. (Only where the whole state can be cut into
+        # row views, and no hook is listening: hooks and recorders see every row of the batch.)
+        rows = self._rows_to_compute(active)
+        cut = rows < self.batch_size
+        cache = s.cache.first_rows(rows) if cut else s.cache
+        frontend = s.frontend[:rows] if cut and s.frontend is not None else s.frontend
+        active_rows = active[:rows]
+        mask = torch.tensor(active_rows, device=device)  # on the model's device, like everything it meets
+        every = all(active_rows)  # the common case: no masking at all (cheaper in the model and here)
+        positions = cache.next_pos.tolist()
+        m.step_positions, m.step_active = cache.next_pos, mask
+        frame_emb = m.embed_frame(frames[:rows].to(device), frontend, None if every else mask)
+        last_emb, last_token = s.last_frame_emb[:rows], s.last_token[:rows]
+        step_emb = last_emb if self.alignment == "training" else frame_emb
+        logits, p_eot = m.step(step_emb, last_token, cache, active=None if every else mask)
         tokens = logits.argmax(-1)
-        if every:
-            s.last_frame_emb, s.last_token = frame_emb, tokens
+        if not every:
+            frame_emb = torch.where(mask[:, None], frame_emb, last_emb)
+            tokens = torch.where(mask, tokens, last_token)
+        if cut:  # into the rows of the whole batch
+            s.last_frame_emb[:rows], s.last_token[:rows] = frame_emb, tokens
         else:
-            s.last_frame_emb = torch.where(mask[:, None], frame_emb, s.last_frame_emb)
-            s.last_token = torch.where(mask, tokens, s.last_token)
+            s.last_frame_emb, s.last_token = frame_emb, tokens
         tokens_out, p_out = tokens.tolist(), p_eot.tolist()  # waits for the device: compute_ms is the whole step
         compute_ms = (time.perf_counter() - t0) * 1000
         return [self._events(i, positions[i], tokens_out[i], p_out[i], compute_ms, frames[i].numpy())
-                if active[i] else [] for i in range(self.batch_size)]
+                if i < rows and active[i] else [] for i in range(self.batch_size)]
+
+    def _rows_to_compute(self, active: list[bool]) -> int:
+        last = max(i for i, a in enumerate(active) if a) + 1
+        if last == self.batch_size:
+            return last
+        frontend = self.state.frontend
+        if frontend is not None and not isinstance(frontend, torch.Tensor):
+            return self.batch_size  # a Mimi encoder's state: not cut into rows
+        if any(h.active for h in self._hook_points):
+            return self.batch_size
+        return last
 
     def _time_s(self, step: int) -> float:
         """Stream time at which `step` could run: the end of its frame, in the time of the audio fed

@@ -104,3 +104,43 @@ def test_pool_of_one_slot(tiny_model):
     events = pool.feed({i: audio}, 16_000)[i] + pool.leave(i, flush=True)
     want = solo(tiny_model, audio, 16_000)
     assert steps_of(events) == steps_of(want) and words_of(events) == words_of(want)
+
+
+def test_slots_after_the_last_busy_one_are_not_computed_unless_a_hook_listens(tiny_model):
+    """Two users in the first two slots of an 8-slot pool: each step computes two rows (the others' caches
+    stay as they were), and each user still gets their solo results. With a hook attached, every row is
+    computed, so a recording sees the whole batch."""
+    import lab
+
+    rate = 24_000
+    audios = [speechlike(1.5, rate, seed=70 + k) for k in range(2)]
+    expected = [solo(tiny_model, a, rate) for a in audios]
+    pool = StreamPool(tiny_model, slots=8)
+    slots = [pool.join(u) for u in "ab"]
+    cache = pool.streamer.state.cache
+    idle_before = cache.keys[:, 2:].clone()
+    computed = []
+    handle = tiny_model.blocks[0].hook_in
+    events = {i: [] for i in slots}
+    for k in range(0, len(audios[0]), 1920):
+        out = pool.feed({i: audios[i][k:k + 1920] for i in slots}, rate)
+        computed.append(int(tiny_model.step_active.shape[0]))
+        for i in slots:
+            events[i] += out[i]
+    for i in slots:
+        events[i] += pool.flush(i)
+        assert steps_of(events[i]) == steps_of(expected[i])
+        assert words_of(events[i]) == words_of(expected[i])
+        np.testing.assert_allclose(p_eot_of(events[i]), p_eot_of(expected[i]), atol=1e-5)
+    assert set(computed) == {2}
+    assert torch_equal(cache.keys[:, 2:], idle_before) and (cache.next_pos[2:] == 0).all()
+    with lab.record(tiny_model, handle.name) as rec:
+        pool.feed({slots[0]: audios[0][:1920]}, rate)
+        seen = rec[handle.name]
+    assert seen.shape[1] == 8
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
