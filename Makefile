@@ -93,7 +93,7 @@ model: | setup
 	    --minutes $(STAGE1_MINUTES) --seed 0 --reload-every-s 300 \
 	    $$( [ -f runs/dsm-tiny-en/train_state.json ] && echo --resume ) && touch runs/dsm-tiny-en/.done ); wait
 	$(TRAIN) --corpus corpus/train --corpus corpus/train-shuffle --out runs/dsm-tiny-en-2 \
-	    --init-from runs/dsm-tiny-en/model --minutes $(STAGE2_MINUTES) --seed 1 --lr 1e-3 \
+	    --init-from runs/dsm-tiny-en/model --minutes $(STAGE2_MINUTES) --seed 1 --lr 1e-3 --reload-every-s 300 \
 	    $$( [ -f runs/dsm-tiny-en-2/train_state.json ] && echo --resume )
 	$(VENV)/bin/dsm-lab export runs/dsm-tiny-en-2/model lab/data/models/dsm-tiny-en
 

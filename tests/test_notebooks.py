@@ -29,6 +29,7 @@ CASES = {
                           "BATCH_STEPS": 3, "SERVE_CLIENTS": (1, 2), "SERVE_SECONDS": 3}, 7, 4),
     "05_why_did_it_cut_me_off.ipynb": ({"N_PROBES": 2, "KINDS": ("numbers", "short_answers"), "STEPS_BACK": 3},
                                        4, 3),
+    "06_the_other_direction.ipynb": ({"SENTENCES": 2, "N_ITER": 16}, 3, 2),
 }
 BUDGET_S = 180  # each notebook, on the CI machine (2 cores)
 
