@@ -5,7 +5,7 @@
 
 Corpora: `make corpus` (see bench/voices.py). The end-of-turn threshold of each head is picked on corpus/val,
 then scored on corpus/test-grammar and corpus/test-heldout-engine, items sharing a sentence with
-corpus/train dropped. Writes bench/results/embedded_model.json and prints a markdown table.
+a training folder (corpus/train*) dropped. Writes bench/results/embedded_model.json and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 import lab
 from lab import evaluate
-from lab.train import corpus_sentences
+from lab.train import training_sentences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from voices import held_out_paths  # noqa: E402
@@ -49,7 +49,7 @@ def main():
 
     out = {"model": Path(str(model.info.source)).name, "n_params": model.n_params, "load_s": round(load_s, 3),
            "transcribe_10s_s": round(min(times), 3), "delay_frames": model.cfg.delay_frames}
-    train = corpus_sentences(corpus / "train")
+    train = training_sentences(corpus)
     val = evaluate.run_items(model, held_out_paths(corpus / "val", train, None)[0])
     tests = {name: evaluate.run_items(model, held_out_paths(corpus / name, train, None)[0])
              for name in ("test-grammar", "test-heldout-engine")}

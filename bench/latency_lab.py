@@ -35,20 +35,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None)
     p.add_argument("--dir", default=str(ROOT / "corpus" / "test-grammar"))
-    p.add_argument("--train", default=str(ROOT / "corpus" / "train"),
-                   help="items sharing a sentence with this training corpus are dropped")
+    p.add_argument("--train", default=str(ROOT / "corpus"),
+                   help="corpus root: items sharing a sentence with its training folders (train*) are dropped")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--chunk-ms", type=float, default=80.0, help="how the audio arrives (80 ms: one frame)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     model, which = benchmarks.load_model(args.model)
-    from lab.train import corpus_sentences
+    from lab.train import training_sentences
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from voices import held_out_paths
 
-    train = corpus_sentences(args.train) if Path(args.train).is_dir() else set()
+    train = training_sentences(args.train)
     paths, dropped, _ = held_out_paths(Path(args.dir), train, args.limit)
     print(f"{dropped} items dropped: a sentence also in {args.train}", file=sys.stderr)
     if not paths:

@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 import lab  # noqa: E402
 from lab import evaluate, plots, turns  # noqa: E402
-from lab.train import corpus_sentences  # noqa: E402
+from lab.train import training_sentences  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from voices import held_out_paths  # noqa: E402
@@ -145,8 +145,8 @@ def main(argv=None):
     ap.add_argument("--val", default=str(ROOT / "corpus/val"))
     ap.add_argument("--test", default=str(ROOT / "corpus/test-heldout-engine"),
                     help="default: turns spoken by FreeTTS, an engine the model never heard (make corpus)")
-    ap.add_argument("--train", default=str(ROOT / "corpus/train"),
-                    help="items of val and test sharing a sentence with this training corpus are dropped")
+    ap.add_argument("--train", default=str(ROOT / "corpus"),
+                    help="corpus root: items sharing a sentence with its training folders (train*) are dropped")
     ap.add_argument("--name", default="turns_tradeoff", help="result files: NAME.md, NAME.png, NAME_example.png")
     ap.add_argument("--limit", type=int, default=None, help="items per corpus (development only)")
     ap.add_argument("--cache", default=str(ROOT / "runs/turns_bench_cache"), help="'' to disable")
@@ -158,7 +158,7 @@ def main(argv=None):
     model = lab.load(name)
     if not model.cfg.eot_horizons_s:
         sys.exit(f"{name}: {turns.NO_HEADS}")
-    train = corpus_sentences(args.train) if Path(args.train).is_dir() else set()
+    train = training_sentences(args.train)
     val, test = (run(model, held_out_paths(Path(f), train, args.limit)[0], args.limit, args.cache, f)
                  for f in (args.val, args.test))
 

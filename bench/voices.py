@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 import lab  # noqa: E402
 from lab import evaluate, metrics  # noqa: E402
-from lab.train import corpus_sentences, sentence_key  # noqa: E402
+from lab.train import sentence_key, training_sentences  # noqa: E402
 
 SETS = [
     ("test-grammar", "new grammar sentences; training engines (espeak, festival, piper) and voices",
@@ -103,7 +103,7 @@ def main():
         raise SystemExit(f"no training corpus in {corpus} (train*): the overlap cannot be checked")
     out["training_corpora"] = [d.name for d in train_dirs]
     out["load_average_1min"] = round(os.getloadavg()[0], 2)
-    train = set().union(*(corpus_sentences(d) for d in train_dirs))
+    train = training_sentences(corpus)
     print(f"training sentences from {', '.join(d.name for d in train_dirs)}: {len(train)}")
     for name, what, held, target in SETS:
         if not (corpus / name).is_dir():

@@ -106,6 +106,13 @@ def corpus_sentences(folder: str | Path) -> set[str]:
     return out
 
 
+def training_sentences(root: str | Path) -> set[str]:
+    """Every sentence of every training folder under a corpus root (`train`, `train-shuffle`, ...: the
+    folders named train*), the set that evaluation items are de-duplicated against."""
+    folders = sorted(d for d in Path(root).glob("train*") if d.is_dir())
+    return set().union(*(corpus_sentences(d) for d in folders)) if folders else set()
+
+
 def load_corpus(folder: str | Path | tuple, max_seconds: float, holdout: tuple[str, ...] = (),
                 log=None) -> list[Item]:
     """The items of a corpus folder (or of several); those that share a sentence with a `holdout` folder are

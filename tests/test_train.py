@@ -212,3 +212,13 @@ def test_a_stage_with_another_delay_than_its_start_is_refused(tokenizer_path, tm
     with pytest.raises(ValueError, match="delay is 3 frames.*--delay-frames 4"):
         train(_tiny_train_config(tmp_path, out=str(tmp_path / "b"), init_from=str(tmp_path / "run" / "model"),
                                  delay_frames=4), log=lambda _: None)
+
+
+def test_training_sentences_come_from_every_training_folder_and_no_other(tmp_path):
+    from lab.train import training_sentences
+
+    for folder, text in [("train", "Set a timer."), ("train-shuffle", "timer set a"), ("val", "Call my mother.")]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.json").write_text(json.dumps({"sentences": [text]}))
+    assert training_sentences(tmp_path) == {"set a timer", "timer set a"}
+    assert training_sentences(tmp_path / "nothing") == set()
