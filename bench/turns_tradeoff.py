@@ -222,7 +222,8 @@ def main(argv=None):
           f" ({model.n_params / 1e6:.2f} M parameters, heads {list(model.cfg.eot_horizons_s)} s); "
           f"val: {len(val)} turns of `{os.path.relpath(args.val, ROOT)}`, "
           f"test: {len(test)} turns of `{os.path.relpath(args.test, ROOT)}` (seed never used in "
-          f"training; items sharing a sentence with `{os.path.relpath(args.train, ROOT)}` dropped, overlap 0). "
+          f"training; items sharing a sentence with a training folder, `{os.path.relpath(args.train, ROOT)}/train*`, "
+          f"dropped, overlap 0). "
           f"Each item is followed by 3 s of its own noise floor. Command: "
           f"`.venv/bin/python bench/turns_tradeoff.py {' '.join(argv if argv is not None else sys.argv[1:])}`.\n",
           f"Criterion: at every baseline setting with median detection latency in {LATENCY_RANGE_S[0]}-"
