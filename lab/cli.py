@@ -155,6 +155,30 @@ def cmd_turns(args):
     return turns_cli(args)
 
 
+def cmd_check(args):
+    from lab.items.check import check_cli
+
+    return check_cli(args)
+
+
+def cmd_import(args):
+    from lab.items.imports import import_cli
+
+    return import_cli(args)
+
+
+def cmd_export_labels(args):
+    from lab.items.imports import export_cli
+
+    return export_cli(args)
+
+
+def cmd_prelabel(args):
+    from lab.prelabel import prelabel_cli
+
+    return prelabel_cli(args)
+
+
 def cmd_probes(args):
     from lab.probes import probes_cli
 
@@ -282,6 +306,32 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--limit", type=int, default=None)
     tu.add_argument("--json", action="store_true", help="one JSON object a line per policy setting")
     tu.set_defaults(func=cmd_turns)
+
+    ck = sub.add_parser("check", help="check a folder of items (your recordings): every problem by file and field")
+    ck.add_argument("dir")
+    ck.add_argument("--json", action="store_true", help="one JSON object a problem")
+    ck.set_defaults(func=cmd_check)
+
+    im = sub.add_parser("import", help="make items from other label formats: textgrid, vtt, srt, ctm, audacity, "
+                                      "eot-bench")
+    im.add_argument("kind", choices=["textgrid", "vtt", "srt", "ctm", "audacity", "eot-bench"])
+    im.add_argument("src", help="a label file (its audio beside it, same name) or a folder of them")
+    im.add_argument("--out", required=True, help="folder for the items")
+    im.add_argument("--audio", default=None, help="the sound file, when it is not SRC's name with a sound suffix")
+    im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export-labels", help="write an item's words and pause labels in another format")
+    ex.add_argument("kind", choices=["textgrid", "vtt", "srt", "ctm", "audacity"])
+    ex.add_argument("item", help="an item's JSON file")
+    ex.add_argument("--out", required=True, help="the file to write")
+    ex.set_defaults(func=cmd_export_labels)
+
+    pl = sub.add_parser("prelabel", help="a raw recording -> an item: words, pauses and proposed hold/shift labels")
+    pl.add_argument("audio", help="a sound file (two channels: one speaker each)")
+    pl.add_argument("--out", required=True, help="folder for the item")
+    pl.add_argument("--model", default=None, help="folder or Hugging Face repo id (default: embedded)")
+    pl.add_argument("--json", action="store_true", help="print the proposed pauses, one JSON object a line")
+    pl.set_defaults(func=cmd_prelabel)
 
     pr = sub.add_parser("probes", help="end-of-turn failure probes: early cuts, latency, misses per kind and policy")
     pr.add_argument("--n", type=int, default=30, help="turns per probe kind (default 30)")

@@ -93,11 +93,18 @@ def load_eotbench(folder, limit: int | None = None) -> list[Turn]:
 
 
 def synth_turns(folder, limit: int | None = None) -> list[Turn]:
-    """Our synth items as eot-bench turns: every gap between words, and the silence after the last word."""
+    """Our items as eot-bench turns. An item in the labelled format (its JSON says "format", as imports and
+    pre-labelling write it): its pauses, "shift" read as "eot". A synth item: every gap between words, and
+    the silence after the last word (the sentence gaps the synth does not list count as holds)."""
     from .evaluate import each_item
 
     out = []
     for name, audio, meta in each_item(folder, limit):
+        if "format" in meta:
+            spans = [{"start": p["start"], "end": p["end"], "label": "eot" if p["label"] == "shift" else "hold"}
+                     for p in meta["pauses"] if p["end"] - p["start"] >= MIN_SPAN_S - EPS]
+            out.append(Turn(name, meta.get("language", "en"), audio, meta["sample_rate"], spans))
+            continue
         w = meta["words"]
         gaps = [{"start": a["end"], "end": b["start"]} for a, b in zip(w, w[1:])]
         gaps.append({"start": w[-1]["end"], "end": len(audio) / meta["sample_rate"]})

@@ -1,4 +1,4 @@
-"""Evaluation of a model on a folder of synth items: WER, emission latency, end-of-turn measures.
+"""Evaluation of a model on a folder of items (lab/items/format.py: yours, or made by `dsm-lab synth`): WER, emission latency, end-of-turn measures.
 
 Each item is streamed on its own tokens (no teacher forcing), followed by `tail_s` seconds in which the
 speaker stays quiet, as a voice agent would hear it: the end-of-turn heads and the silence baselines need
@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import metrics, turns
 from .events import eot_column
+from .items import timed
 
 
 @dataclass
@@ -61,9 +62,10 @@ def item_paths(source: str | Path | list, limit: int | None = None) -> list[Path
 
 
 def each_item(source, limit: int | None = None, progress: bool = False):
-    """(name, audio, meta) for every item of `source` (see item_paths), read and checked by synth.load_item:
-    the one loop that every evaluation (WER, turn lab, latency lab, the notebooks' tables) runs over."""
-    from .synth import load_item
+    """(name, audio, meta) for every item of `source` (see item_paths), read and checked by
+    lab.items.read_item (several channels mixed down): the one loop that every evaluation (WER, turn lab,
+    latency lab, the notebooks' tables) runs over."""
+    from .items import read_item as load_item
 
     paths = item_paths(source, limit)
     if progress:
@@ -83,16 +85,17 @@ def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, prog
     for name, audio, meta in each_item(source, limit, progress):
         rate = meta["sample_rate"]
         padded = pad_tail(audio, rate, tail_s, tail, seed=zlib.crc32(name.encode()))
-        words = meta["words"]
+        words = timed(meta["words"])  # the reference times (an item may give some words as text alone)
         if model is not None:
             t = model.transcribe((padded, rate), alignment=alignment)
             text, hyp, steps = t.text, t.words, t.steps
         else:
             text, hyp, steps = "", [], pd.DataFrame({"step": [], "time_s": []})
         trace = turns.Trace.from_steps(steps, padded, rate, name, words=hyp)
-        results.append(ItemResult(name, " ".join(w["text"] for w in words), text, words, hyp, steps,
-                                  words[0]["start"], words[-1]["end"], meta["turns"], meta["pauses"],
-                                  trace))
+        spans = words or meta["turns"]  # where the speech is: the words', else the turns' times
+        start, end = (spans[0]["start"], spans[-1]["end"]) if spans else (0.0, 0.0)
+        results.append(ItemResult(name, " ".join(w["text"] for w in meta["words"]), text, words, hyp, steps,
+                                  start, end, meta["turns"], meta["pauses"], trace))
     return results
 
 

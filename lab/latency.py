@@ -267,19 +267,22 @@ def step_distribution(steps: pd.DataFrame) -> dict[str, float]:
 
 def run_items(model, paths, chunk_s: float = FRAME_S, decision_delay_s: float = 0.0, model_decision: bool = True,
               progress: bool = False) -> dict[str, pd.DataFrame]:
-    """The latency lab over synth items (NAME.json paths): DataFrames `words` (per word), `turns` (per turn,
+    """The latency lab over items (NAME.json paths, lab/items/format.py; words without times are left out of
+    the per-word latencies): DataFrames `words` (per word), `turns` (per turn,
     decision and variant), `steps` (per step compute) and `items` (per item: real-time factor and lag)."""
     from .evaluate import each_item
+    from .items import timed
 
     words, turns, steps, items = [], [], [], []
     for name, audio, meta in each_item(paths, progress=progress):
         rate = meta["sample_rate"]
         full = replay(model, audio, rate, chunk_s)
-        words.append(word_latencies(full, meta["words"]).assign(item=name))
+        ref_words = timed(meta["words"])
+        words.append(word_latencies(full, ref_words).assign(item=name))
         kinds = ("reference", "model") if model_decision else ("reference",)
         for kind in kinds:
             turns.append(flush_turns(model, audio, rate, meta["turns"], kind, decision_delay_s, chunk_s,
-                                     full=full, ref_words=meta["words"]).assign(item=name))
+                                     full=full, ref_words=ref_words).assign(item=name))
         steps.append(full.steps.assign(item=name))
         items.append({"item": name, "audio_s": full.audio_s, "rtf": full.rtf, "lag_s": full.lag_s,
                       "rtf_offline": full.retime("offline").rtf})

@@ -360,7 +360,7 @@ def test_turn_explorer_moves_operating_points(embedded_model, tmp_path, monkeypa
     monkeypatch.setenv("DSM_LAB_CACHE", str(tmp_path))
     made = turnlab.turn_items(2, seed=1)
     assert len(list(made.glob("*.json"))) == 2 and made.is_relative_to(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no synth items"):
+    with pytest.raises(FileNotFoundError, match="no items"):
         turnlab.turn_items(folder=tmp_path / "empty")
 
 

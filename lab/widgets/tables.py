@@ -55,7 +55,7 @@ def samples_dir() -> Path:
 
 def sample(name: str | Path) -> Sample:
     """A clip with its alignment: a name among the sample clips ("weather"), or a path to its .json or .wav."""
-    from ..synth import load_item
+    from ..items import read_item as load_item
 
     path = Path(name)
     if not path.suffix:

@@ -21,14 +21,20 @@ import pandas as pd
 
 
 def turn_items(n: int = 40, seed: int = 7, folder: str | Path | None = None) -> Path:
-    """A folder of synth turns: `folder` if given, else `n` turns in the held-out voice, made once with
+    """A folder of items: `folder` if given (your recordings in the format of lab/items/format.py, checked
+    here, or a synth folder), else `n` turns in the held-out voice, made once with
     `seed` and cached (under $DSM_LAB_CACHE, else the temp dir): the model never heard this voice."""
     from .. import synth
 
     if folder is not None:
         folder = Path(folder)
+        from ..items import check_folder
+
         if not any(folder.glob("*.json")):
-            raise FileNotFoundError(f"no synth items (*.json) in {folder}")
+            raise FileNotFoundError(f"no items (*.json) in {folder}")
+        problems = check_folder(folder)
+        if problems:  # every problem at once, by file and field, rather than the first item that fails
+            raise ValueError(f"{folder}: {len(problems)} problem(s):\n" + "\n".join(map(str, problems[:20])))
         return folder
     root = Path(os.environ.get("DSM_LAB_CACHE") or Path(tempfile.gettempdir()) / "dsm-lab-cache")
     out = root / f"turns-heldout-n{n}-seed{seed}"
