@@ -4,7 +4,8 @@ lab/items/schema.json), its checker (`dsm-lab check`), imports from and exports 
 [formats] extra, imported when used."""
 
 from .check import Problem, check_folder, check_item
-from .format import FORMAT, LABELS, item_paths, pause_label, read_item, read_meta, schema_path, timed, write_item
+from .format import FORMAT, LABELS, item_paths, pause_label, schema_path, timed, write_item
+from .read import read_item, read_meta
 
 __all__ = ["FORMAT", "LABELS", "Problem", "check_folder", "check_item", "item_paths", "pause_label", "read_item",
            "read_meta", "schema_path", "timed", "write_item"]
