@@ -1,4 +1,5 @@
-"""Evaluation of a model on a folder of items (lab/items/format.py: yours, or made by `dsm-lab synth`): WER, emission latency, end-of-turn measures.
+"""Evaluation of a model on a folder of items (lab/items/format.py: yours, or made by `dsm-lab synth`): WER,
+emission latency, end-of-turn measures.
 
 Each item is streamed on its own tokens (no teacher forcing), followed by `tail_s` seconds in which the
 speaker stays quiet, as a voice agent would hear it: the end-of-turn heads and the silence baselines need

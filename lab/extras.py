@@ -14,6 +14,7 @@ EXTRA_OF = {
     "sounddevice": "lab", "nbformat": "lab", "nbclient": "lab", "jupyter_client": "lab", "jupyterlab": "lab",
     "librosa": "lab",
     "pyarrow": "eotbench", "websockets": "serve", "msgpack": "serve",
+    "praatio": "formats", "webvtt": "formats", "pysrt": "formats",
 }
 
 

@@ -24,9 +24,10 @@ from lab.resources import models_root, notebooks_root, package_path, samples_roo
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-# Modules of the [lab] and [serve] extras (and what they pull in): none may be imported by the core.
+# Modules of the [lab], [serve] and [formats] extras (and what they pull in): none may be imported by the core.
 EXTRA_MODULES = ("IPython", "ipykernel", "ipywidgets", "anywidget", "traitlets", "jupyter_client", "jupyter_core",
-                 "jupyterlab", "nbformat", "nbclient", "zmq", "matplotlib", "sounddevice", "websockets", "msgpack")
+                 "jupyterlab", "nbformat", "nbclient", "zmq", "matplotlib", "sounddevice", "websockets", "msgpack",
+                 "praatio", "webvtt", "pysrt")
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -63,7 +64,8 @@ def test_core_imports_no_jupyter_widget_plot_or_audio_device_module(tmp_path):
     code = ("import sys, lab\n"
             "model = lab.load()\n"
             "t = model.transcribe(str(lab.resources.samples_root() / 'timer.wav'))\n"
-            "from lab import cli, evaluate, turns, benchmarks, hook_bench, live_turns, batch, latency\n"
+            "from lab import cli, evaluate, turns, benchmarks, hook_bench, live_turns, batch, latency, prelabel\n"
+            "from lab.items import imports, check\n"
             f"print(t.text); print(sorted(m for m in sys.modules if m.split('.')[0] in {EXTRA_MODULES!r}))")
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
