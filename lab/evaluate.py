@@ -39,6 +39,9 @@ class ItemResult:
     trace: turns.Trace | None = None  # what the end-of-turn policies see (audio with its tail)
 
 
+LONG_ITEM_S = 600.0  # items longer than this are streamed from disk a block at a time (lab.recording_pass)
+
+
 def pad_tail(audio: np.ndarray, sample_rate: int, tail_s: float, tail: str = "noise", seed: int = 0):
     """`audio` followed by `tail_s` seconds of the speaker staying quiet: white noise at the recording's
     noise floor (the 10th percentile of its 20 ms frame levels), or exact zeros."""
@@ -81,9 +84,24 @@ def each_item(source, limit: int | None = None, progress: bool = False):
 def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, progress=False,
               tail: str = "noise", alignment: str | None = None) -> list[ItemResult]:
     """Stream every item of `source` (a folder or a list of NAME.json paths) through `model` (None: no model,
-    for the baselines alone), each followed by `tail_s` of the speaker staying quiet."""
+    for the baselines alone), each followed by `tail_s` of the speaker staying quiet.
+
+    An item longer than `LONG_ITEM_S` (a meeting, a day of calls) is never read whole: it goes through
+    lab.recording_pass a block at a time, in constant memory (a progress bar with `progress`), without a
+    tail (a long recording has its own silences); every policy and baseline runs on it the same way."""
+    from .items import read_item, read_meta
+
     results = []
-    for name, audio, meta in each_item(source, limit, progress):
+    paths = item_paths(source, limit)
+    if progress:
+        from tqdm import tqdm
+
+        paths = tqdm(paths, unit="item")
+    for path in paths:
+        if read_meta(path)["duration"] > LONG_ITEM_S:
+            results.append(_streamed_result(model, path, progress))
+            continue
+        name, (audio, meta) = path.stem, read_item(path)
         rate = meta["sample_rate"]
         padded = pad_tail(audio, rate, tail_s, tail, seed=zlib.crc32(name.encode()))
         words = timed(meta["words"])  # the reference times (an item may give some words as text alone)
@@ -98,6 +116,20 @@ def run_items(model, source, tail_s: float = 3.0, limit: int | None = None, prog
         results.append(ItemResult(name, " ".join(w["text"] for w in meta["words"]), text, words, hyp, steps,
                                   start, end, meta["turns"], meta["pauses"], trace))
     return results
+
+
+def _streamed_result(model, path: Path, progress: bool) -> ItemResult:
+    """A long item through lab.recording_pass: the trace's features computed block by block."""
+    from .items import read_meta
+    from .recording_pass import stream_recording
+
+    meta = read_meta(path)
+    rec = stream_recording(model, path.parent / meta["audio"], progress=bool(progress))
+    words = timed(meta["words"])
+    spans = words or meta["turns"]
+    start, end = (spans[0]["start"], spans[-1]["end"]) if spans else (0.0, 0.0)
+    return ItemResult(path.stem, " ".join(w["text"] for w in meta["words"]), " ".join(w.text for w in rec.words),
+                      words, rec.words, rec.steps, start, end, meta["turns"], meta["pauses"], rec.trace())
 
 
 def transcription_summary(results: list[ItemResult]) -> dict:
