@@ -124,7 +124,7 @@ def _streamed_result(model, path: Path, progress: bool) -> ItemResult:
     from .recording_pass import stream_recording
 
     meta = read_meta(path)
-    rec = stream_recording(model, path.parent / meta["audio"], progress=bool(progress))
+    rec = stream_recording(model, path.parent / meta["audio"], progress=bool(progress), silero_signals="mix")
     words = timed(meta["words"])
     spans = words or meta["turns"]
     start, end = (spans[0]["start"], spans[-1]["end"]) if spans else (0.0, 0.0)

@@ -169,7 +169,8 @@ def prelabel(model, audio_path, out_dir, progress: bool = True, block_s: float =
     from .items import write_item
 
     audio_path, out_dir = Path(audio_path), Path(out_dir)
-    rec = stream_recording(model, audio_path, block_s=block_s, progress=progress, on_block=on_block)
+    rec = stream_recording(model, audio_path, block_s=block_s, progress=progress, on_block=on_block,
+                           silero_signals="channels")
     labels = propose(rec)
     out_dir.mkdir(parents=True, exist_ok=True)
     if audio_path.resolve() != (out_dir / audio_path.name).resolve():

