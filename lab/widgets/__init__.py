@@ -1,6 +1,7 @@
 """Widgets and teaching views for the notebooks: a live microphone, a live transcript with the end-of-turn
-meter and the flush indicator, an attention viewer, the delay timeline, and the tables and figures the
-notebooks show. Everything here is drawn by the package itself (anywidget + canvas): no CDN, works offline.
+meter and the flush indicator, an attention viewer, an annotator for the pauses of your own recordings, the
+delay timeline, and the tables and figures the notebooks show. Everything here is drawn by the package
+itself (anywidget + canvas): no CDN, works offline.
 
     from lab import widgets
     live = widgets.live_transcriber(model, "auto")        # "browser" | "local" | "file" | "auto"
@@ -14,6 +15,7 @@ streamed to the kernel), `FileMicrophone` (a file in real time: the microphone w
 from ..extras import missing_extra
 
 try:  # the widgets need the [lab] extra (anywidget, ipywidgets, matplotlib); say so instead of a bare import error
+    from .annotate import Annotator
     from .attention import AttentionViewer
     from .browser import BrowserMicrophone, BrowserMicrophoneWidget, decode_pcm
     from .figures import attention_over_audio, delay_timeline, session_figure, sweep_figure, two_streams
@@ -38,7 +40,7 @@ except ModuleNotFoundError as e:
     raise missing_extra(e, "lab.widgets") from e
 
 __all__ = [
-    "AttentionViewer", "AudioSource", "BrowserMicrophone", "BrowserMicrophoneWidget", "DelayTimeline",
+    "Annotator", "AttentionViewer", "AudioSource", "BrowserMicrophone", "BrowserMicrophoneWidget", "DelayTimeline",
     "EndOfTurnMeter",
     "FileMicrophone", "FlushRecord", "LiveState", "LiveTranscriber", "LocalMicrophone", "Microphone",
     "NoInputDevice", "Sample", "alignment_table", "all_samples", "attention_over_audio", "decode_pcm",
