@@ -390,13 +390,34 @@ def kyutai_clients_table() -> str:
     return out
 
 
+def long_recording_table() -> str:
+    r = json.loads((RESULTS / "long_recording.json").read_text())
+    m, lab = r["machine"], r["labels"]
+    body = [["pre-labelling (embedded model + Silero per channel)", f"**{r['prelabel_s']:.0f} s** "
+             f"({r['prelabel_realtime_factor']:.0f}x real time)", f"<= {r['prelabel_target_s']} s",
+             f"{r['rss_mb_after_first_tenth']:.0f} -> {r['rss_mb_end']:.0f} MiB "
+             f"({r['rss_growth_mb_after_first_tenth']:+.0f} MiB over the last nine tenths)"],
+            [f"the turn lab (run_items streamed, {r['turn_lab_policies']} policies swept)",
+             f"{r['turn_lab_s']:.0f} s", "", f"{r['turn_lab_rss_mb_end']:.0f} MiB at the end"]]
+    out = table(["step", "wall time", "target", "resident memory (sampled every 10 s of audio)"], body, "-r--")
+    out += (f"\n\nProposed labels against the reference: {lab['found']} of {lab['reference_pauses']} reference pauses "
+            f"found ({lab['reference_shifts']} shifts), {lab['same_label']} with the same label "
+            f"({100 * lab['label_agreement']:.1f} %); {lab['proposed_pauses']} pauses proposed; the item written has "
+            f"{r['prelabelled_item_problems']} problems (`dsm-lab check`).")
+    return out + source("long_recording.json", f" ({r['minutes']:.0f} minutes, {r['channels']} channels, "
+                        f"{r['turns']} turns; {m['cores']} cores, torch {m['torch']}, one thread; load average "
+                        f"{m['load_avg_1min_start']:.1f} at the start, {m['load_avg_1min_end']:.1f} at the end: "
+                        f"{m['note']})")
+
+
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
           "synth-speed": synth_speed_table,
           "resample": resample_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
-          "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table}
+          "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table,
+          "long-recording": long_recording_table}
 
 
 def render(text: str) -> str:

@@ -10,6 +10,7 @@ A screenshot goes to the pytest tmp dir (and, with DSM_LAB_KEEP_SCREENSHOT=1, to
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -69,6 +70,31 @@ def wait_for_server(url: str, proc: subprocess.Popen, timeout: float = 90):
     raise TimeoutError(f"jupyter lab did not answer {url} within {timeout} s")
 
 
+ANNOTATOR_NB = "annotate.ipynb"
+SERVED_ROOTS: dict[str, Path] = {}  # url -> the folder that JupyterLab serves
+
+
+def jupyter_lab_root(url: str) -> Path:
+    return SERVED_ROOTS[url]
+
+
+def write_annotator_page(root: Path):
+    """An item (the timer clip, its two pauses labelled hold and shift, nothing confirmed) and a notebook
+    that shows the annotator on it."""
+    from lab.items import write_item
+
+    clip = sample("timer")
+    pauses = [{"start": p["start"], "end": p["end"], "label": "hold" if p["kind"] == "mid_turn" else "shift",
+               "confidence": 0.7, "confirmed": False} for p in clip.meta["pauses"]]
+    write_item(root / "items" / "timer.json", {"audio": "timer.wav", "words": clip.words,
+                                               "turns": clip.meta["turns"], "pauses": pauses},
+               clip.audio, clip.sample_rate)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from lab.widgets import Annotator\n"
+                                          "annotator = Annotator('items/timer.json', view_s=5.0)\nannotator")]
+    nbformat.write(nb, root / ANNOTATOR_NB)
+
+
 @pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory):
     """JupyterLab on a free port, token disabled, serving temp copies of the notebooks under test."""
@@ -79,6 +105,7 @@ def jupyter_lab(tmp_path_factory):
                              (TURNS, {"N_ITEMS": 3})):
         nb = set_parameters(nbformat.read(path, as_version=4), parameters)
         nbformat.write(nb, root / path.name)
+    write_annotator_page(root)
     port = free_port()
     # No "official Jupyter news?" toast over the page: the user settings of this run say no.
     settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
@@ -96,6 +123,7 @@ def jupyter_lab(tmp_path_factory):
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:
         wait_for_server(f"http://127.0.0.1:{port}/api/status", proc)
+        SERVED_ROOTS[f"http://127.0.0.1:{port}"] = root
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -272,4 +300,52 @@ def test_turn_explorer_labels_fit_and_the_drill_down_shows_its_text(jupyter_lab,
     assert numbers and all(len(v.split(".")[1]) == 3 for v in numbers if "." in v), layout["explorer"]
     drill = next(h for h in layout["tables"] if "said_so_far" in h)
     assert drill.index("said_so_far") < 9 and "transcript_so_far" in drill, drill
+    assert not [line for line in console if line.startswith("pageerror")], console
+
+
+def pause_labels(page) -> list[str]:
+    return page.evaluate("() => Array.from(document.querySelectorAll('.dsm-annotator .dsm-pause'))"
+                         ".map((d) => d.dataset.label + (d.classList.contains('dsm-confirmed') ? '+' : ''))")
+
+
+@pytest.mark.timeout(240)
+def test_annotator_clicks_set_labels_play_a_pause_and_save_the_item(jupyter_lab, chromium, tmp_path):
+    """The annotator in the page: a click flips a pause's label, a key undoes and another confirms (the
+    notebook does not take them), play fills the audio element with the pause's sound from the kernel,
+    and Save writes the labels into the item's JSON on disk."""
+    root = Path(jupyter_lab_root(jupyter_lab))
+    item = root / "items" / "timer.json"
+    console: list[str] = []
+    page = run_all(chromium, jupyter_lab, ANNOTATOR_NB, console)
+    try:
+        page.locator(".dsm-annotator .dsm-pause").nth(1).wait_for(timeout=120_000)
+        assert pause_labels(page) == ["hold", "shift"]
+        page.locator(".dsm-annotator .dsm-pause").nth(0).click()
+        page.wait_for_function("() => document.querySelector('.dsm-pause').dataset.label === 'shift'")
+        page.locator(".dsm-annotator .dsm-pause").nth(1).click()
+        page.wait_for_function("() => document.querySelectorAll('.dsm-pause')[1].dataset.label === 'hold'")
+        assert pause_labels(page) == ["shift+", "hold+"]
+        page.keyboard.press("z")  # undo: pause 1 is shift again, unconfirmed
+        page.wait_for_function("() => document.querySelectorAll('.dsm-pause')[1].dataset.label === 'shift'")
+        assert pause_labels(page) == ["shift+", "shift"]
+        page.keyboard.press("c")  # confirm the selected pause (1) as it is
+        page.wait_for_function("() => document.querySelectorAll('.dsm-pause')[1].classList.contains('dsm-confirmed')")
+        page.locator(".dsm-annotator-play").click()
+        page.wait_for_function("() => { const a = document.querySelector('.dsm-annotator-audio');"
+                               " return a.src.startsWith('blob:') && a.readyState >= 1; }", timeout=30_000)
+        played = page.evaluate("() => { const a = document.querySelector('.dsm-annotator-audio');"
+                               " return [a.duration, Number(a.dataset.start), Number(a.dataset.end)]; }")
+        page.locator(".dsm-annotator-save").click()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and '"confirmed": true' not in item.read_text():
+            time.sleep(0.3)
+        cells = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
+    finally:
+        page.screenshot(path=str(tmp_path / "annotator.png"), full_page=True)
+        page.close()
+    saved = json.loads(item.read_text())["pauses"]
+    assert [(p["label"], p["confirmed"]) for p in saved] == [("shift", True), ("shift", True)], saved
+    duration, start, end = played
+    assert abs(duration - (end - start)) < 0.05 and start < saved[1]["start"] < end
+    assert cells == 1  # the keys went to the widget, not to the notebook (z would have undone, c copied)
     assert not [line for line in console if line.startswith("pageerror")], console

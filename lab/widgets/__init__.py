@@ -30,6 +30,7 @@ try:  # the widgets need the [lab] extra (anywidget, ipywidgets, matplotlib); sa
         all_samples,
         delay_sweep,
         evaluate,
+        item_jsons,
         sample,
         step_table,
         sweep_models,
@@ -44,7 +45,7 @@ __all__ = [
     "EndOfTurnMeter",
     "FileMicrophone", "FlushRecord", "LiveState", "LiveTranscriber", "LocalMicrophone", "Microphone",
     "NoInputDevice", "Sample", "alignment_table", "all_samples", "attention_over_audio", "decode_pcm",
-    "delay_sweep", "delay_timeline", "evaluate", "frame_figure", "input_devices", "live_transcriber",
+    "delay_sweep", "delay_timeline", "evaluate", "frame_figure", "input_devices", "item_jsons", "live_transcriber",
     "resolve_source", "sample",
     "session_figure", "step_table", "sweep_figure", "sweep_models", "two_streams", "word_table",
 ]

@@ -73,6 +73,19 @@ def all_samples(n: int | None = None) -> list[Sample]:
     return [sample(p) for p in sorted(samples_dir().glob("*.json"))[:n]]
 
 
+def item_jsons(folder=None, n: int | None = None) -> list[Path]:
+    """The items the latency lab replays: those of `folder` (your recordings, lab/items/format.py; checked
+    first, every problem named), or the sample clips when None; the first `n`."""
+    if folder is None:
+        return [s.json for s in all_samples(n)]
+    from ..items import check_folder, item_paths
+
+    problems = check_folder(folder)
+    if problems:
+        raise ValueError(f"{folder}: {len(problems)} problem(s):\n" + "\n".join(map(str, problems[:20])))
+    return item_paths(folder)[:n]
+
+
 def step_table(transcript, delay_frames: int, alignment: str = "training", max_rows: int | None = 30):
     """One row a step: the audio frame it sees (its time span), the text token fed back to it, the token it
     writes, and whether that token belongs to a word spoken D frames earlier."""
