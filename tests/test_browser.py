@@ -89,7 +89,7 @@ def write_annotator_page(root: Path):
     write_item(root / "items" / "timer.json", {"audio": "timer.wav", "words": clip.words,
                                                "turns": clip.meta["turns"], "pauses": pauses},
                clip.audio, clip.sample_rate)
-    nb = nbformat.v4.new_notebook()
+    nb = nbformat.v4.new_notebook(metadata=nbformat.read(TURNS, as_version=4).metadata)  # its kernel, no dialog
     nb.cells = [nbformat.v4.new_code_cell("from lab.widgets import Annotator\n"
                                           "annotator = Annotator('items/timer.json', view_s=5.0)\nannotator")]
     nbformat.write(nb, root / ANNOTATOR_NB)
