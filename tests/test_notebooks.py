@@ -71,3 +71,44 @@ def test_notebook_runs_headless(name, tmp_path):
     assert elapsed < BUDGET_S, f"{name} took {elapsed:.0f} s"
     streams = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
     assert "Traceback" not in streams, streams
+
+
+def own_recordings(folder):
+    """Two sample clips as items of your own: two channels (the other speaker silent), labelled pauses,
+    one word without times."""
+    import numpy as np
+
+    from lab.items import write_item
+    from lab.widgets import tables
+
+    for name in ("timer", "weather"):
+        clip = tables.sample(name)
+        words = [dict(w) for w in clip.words]
+        words[1] = {"text": words[1]["text"]}
+        pauses = [{"start": p["start"], "end": p["end"], "label": "hold" if p["kind"] == "mid_turn" else "shift"}
+                  for p in clip.meta["pauses"]]
+        write_item(folder / f"{name}.json", {"audio": f"{name}.wav", "speakers": ["user", "agent"], "words": words,
+                                             "turns": clip.meta["turns"], "pauses": pauses},
+                   np.stack([clip.audio, np.zeros_like(clip.audio)], 1), clip.sample_rate)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BUDGET_S + 60)
+@pytest.mark.parametrize("name", ["03_turn_detection.ipynb", "04_latency.ipynb"])
+def test_turn_and_latency_labs_run_on_your_own_recordings(name, tmp_path):
+    """One parameter, ITEMS, points the notebook at a folder in the item format instead of the synthetic one."""
+    folder = own_recordings(tmp_path / "my-calls")
+    parameters, figures, tables = CASES[name]
+    env = env_for_kernel(OMP_NUM_THREADS="1", DSM_LAB_CACHE=str(tmp_path / "cache"),
+                         MPLBACKEND="module://matplotlib_inline.backend_inline")
+    nb = run_notebook(NOTEBOOKS / name, {**parameters, "ITEMS": str(folder)}, timeout=BUDGET_S, env=env)
+    counts = output_types(nb)
+    assert counts["error"] == 0 and counts["image/png"] >= figures and counts["text/html"] >= tables, counts
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("turns-*"))  # nothing synthesized
+    html = [str(o.get("data", {}).get("text/html", "")) for c in nb.cells for o in c.get("outputs", [])]
+    if name.startswith("03"):  # the transcription summary: two items, the words with times counted
+        summary = next(h for h in html if ">wer<" in h)
+        assert "<td>2</td>" in summary, summary
+    else:  # the per-word latency table: words of the two clips
+        assert any(">minutes.<" in h or ">minutes<" in h for h in html), html[:3]
