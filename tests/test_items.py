@@ -130,3 +130,32 @@ def test_turn_lab_and_latency_lab_read_your_own_items(tmp_path, embedded_model):
     assert evaluate.transcription_summary(results)["wer"] < 0.5
     lab_results = latency.run_items(embedded_model, [tmp_path / "timer.json"], model_decision=False)
     assert len(lab_results["words"]) >= 3 and set(lab_results["turns"].variant) == {"none", "flush", "unmute"}
+
+
+ODD_VALUES = [None, True, -1, 1e300, float("nan"), "x", "", [], [1, "a"], {}, {"start": 1}]
+
+
+def test_check_never_crashes_on_any_field_of_any_type(tmp_path):
+    """Every field of a good item (and of its first word, turn and pause) replaced by each odd value: a list
+    of problems each time (never an exception), naming the field that was changed."""
+    make_item(tmp_path, good_meta())
+    path = tmp_path / "a.json"
+    base = good_meta()
+    places = [(None, k) for k in base] + [(group, k) for group in ("words", "turns", "pauses")
+                                          for k in base[group][0]] + [(None, "speakers"), (None, "channels"),
+                                                                      ("words", "speaker"), ("pauses", "kind")]
+    for group, key in places:
+        for value in ODD_VALUES:
+            meta = good_meta()
+            target = meta if group is None else meta[group][0]
+            target[key] = value
+            if key == "kind":
+                target.pop("label")  # the synthetic corpus's name is read only without a label
+            path.write_text(json.dumps(meta))
+            problems = check_folder(tmp_path)  # must not raise
+            assert not [p for p in problems if "could not be checked" in p.message], problems  # foreseen
+            always_wrong = key in ("start", "end", "audio", "label", "kind")
+            if always_wrong or (group is None and key != "speakers" and value != []):
+                # a time, the audio, a label: every odd value is wrong, and the problem names where it is
+                where = key if group is None else f"{group}[0]"
+                assert any(p.field.startswith(where) for p in problems), (where, value, problems)

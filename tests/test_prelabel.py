@@ -101,3 +101,12 @@ def test_a_long_item_goes_through_the_turn_lab_a_block_at_a_time(call, embedded_
     assert len(silero.decide(streamed[0].trace)) == len(silero.decide(whole[0].trace))
     table = evaluate.sweep(streamed, turns.SilencePolicy())
     assert len(table) == len(turns.SilencePolicy.sweep_values) and table.turns.iloc[0] == len(streamed[0].turns)
+
+
+def test_any_loaded_model_prelabels(call, tiny_model, tmp_path):
+    """Not only the embedded model: any model lab.load gives (here a tiny random one) goes through the same
+    stream; its words are noise, the pauses and their labels come all the same, and the item is valid."""
+    path, _ = call
+    item = prelabel(tiny_model, path, tmp_path, progress=False)
+    meta = read_meta(item)
+    assert check_item(item) == [] and meta["pauses"] and "prelabel" in json.loads(item.read_text())["source"]

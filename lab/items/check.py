@@ -91,7 +91,9 @@ class _Checker:
             return
         self.duration = info.frames / info.samplerate
         for field, actual in (("sample_rate", info.samplerate), ("channels", info.channels)):
-            if field in meta and meta[field] != actual:
+            if field in meta and (isinstance(meta[field], bool) or not isinstance(meta[field], int)):
+                self.add(field, f"must be a whole number, not {meta[field]!r} ({name} has {actual})")
+            elif field in meta and meta[field] != actual:
                 self.add(field, f"says {meta[field]!r} but {name} has {actual}")
         if "duration" in meta and (not _is_time(meta["duration"]) or abs(meta["duration"] - self.duration) > 2e-3):
             self.add("duration", f"says {meta['duration']!r} s but {name} lasts {self.duration:.3f} s")
@@ -114,6 +116,7 @@ class _Checker:
             speaker = entry.get("speaker")
             if speaker is not None and not isinstance(speaker, str):
                 self.add(f"{here}.speaker", "must be a string")
+                speaker = None  # checked with the speakerless entries from here on
             elif speaker is not None and speakers is not None and speaker not in speakers:
                 self.add(f"{here}.speaker", f"{speaker!r} is not one of speakers {speakers}")
             has = [k for k in ("start", "end") if k in entry]
@@ -151,10 +154,10 @@ class _Checker:
 
     def pause_label(self, here: str, pause: dict):
         if "label" in pause:
-            if pause["label"] not in LABELS:
+            if not isinstance(pause["label"], str) or pause["label"] not in LABELS:
                 self.add(f"{here}.label", f"must be one of {list(LABELS)}, not {pause['label']!r}")
         elif "kind" in pause:
-            if pause["kind"] not in LABEL_OF_KIND:
+            if not isinstance(pause["kind"], str) or pause["kind"] not in LABEL_OF_KIND:
                 self.add(f"{here}.kind", f"must be one of {list(LABEL_OF_KIND)}, not {pause['kind']!r}")
         else:
             self.add(f"{here}.label", "missing (hold or shift)")
@@ -167,8 +170,13 @@ class _Checker:
 
 
 def check_item(json_path) -> list[Problem]:
-    """Every problem of one item (an empty list: the item is good)."""
-    return _Checker(Path(json_path)).run()
+    """Every problem of one item (an empty list: the item is good). Never raises: a case the rules above
+    did not foresee is itself a problem of the item, not a crash of the whole check."""
+    checker = _Checker(Path(json_path))
+    try:
+        return checker.run()
+    except Exception as e:  # noqa: BLE001 (one odd file must not stop the check of a folder)
+        return [*checker.problems, Problem(str(json_path), "", f"could not be checked ({type(e).__name__}: {e})")]
 
 
 def check_folder(folder) -> list[Problem]:
