@@ -159,3 +159,20 @@ def test_check_never_crashes_on_any_field_of_any_type(tmp_path):
                 # a time, the audio, a label: every odd value is wrong, and the problem names where it is
                 where = key if group is None else f"{group}[0]"
                 assert any(p.field.startswith(where) for p in problems), (where, value, problems)
+
+
+def test_the_schema_file_says_what_the_checker_says_where_a_schema_can():
+    """lab/items/schema.json (shipped for other tools) against the checker: a good item, ours and the
+    synthetic corpus's, passes both; a bad label, a missing field, a half-timed word fail both."""
+    import jsonschema  # with JupyterLab, in [lab] and [dev]
+
+    schema = json.loads(schema_path().read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    synth = good_meta()
+    synth["pauses"] = [{"start": 0.3, "end": 0.5, "kind": "mid_turn"}]
+    assert not list(validator.iter_errors(good_meta())) and not list(validator.iter_errors(synth))
+    for kind in ("missing field", "bad label", "half a time", "not a time", "no label"):
+        meta = good_meta()
+        BAD[kind][0](meta)
+        assert list(validator.iter_errors(meta)), kind
