@@ -10,7 +10,8 @@ after the last speech, is a pause. Each pause's label comes from three rules, ea
 "shift" (the turn is over) or against it, in `shift_probability`:
 
 - **speaker change** (two channels: one speaker each): the channel that spoke last before the pause is not
-  the one that speaks first after it. Strong evidence; the same speaker going on is evidence for "hold";
+  the one that speaks first after it. Strong evidence; the same speaker going on is evidence for "hold"
+  (a finished sentence and a long silence before it still propose "shift": a turn the other side let pass);
 - **sentence-final word**: the model's last word before the pause ends a sentence ("." "?" "!"), or does not;
 - **long silence**: at least `long_s` seconds of silence, or a short one (under 0.5 s).
 
@@ -68,8 +69,8 @@ def shift_probability(speaker_changes: bool | None, sentence_final: bool | None,
     p, reasons = 0.5, []
     if speaker_changes is True:
         p, reasons = 0.95, ["the speaker changes"]
-    elif speaker_changes is False:
-        p, reasons = 0.3, ["the same speaker goes on"]
+    elif speaker_changes is False:  # in hindsight the floor was held: only a long silence makes it a missed shift
+        p, reasons = 0.2, ["the same speaker goes on"]
     if sentence_final is True:
         p += 0.2
         reasons.append("the last word ends a sentence")
