@@ -141,7 +141,8 @@ def stream_recording(model, path, block_s: float = 10.0, progress: bool = False,
     silero_times, silero_probs = [], []
     stream = model.stream() if model is not None else None
     horizons = tuple(model.cfg.eot_horizons_s) if model is not None else ()
-    step_times, step_probs = [], []
+    step_times, step_probs = [], []  # this block's steps, as Python numbers
+    step_blocks = []  # every earlier block's steps as arrays (times, probabilities): a few bytes a number
     words: dict[tuple[str, float], Word] = {}
 
     def take(events):
@@ -173,6 +174,9 @@ def stream_recording(model, path, block_s: float = 10.0, progress: bool = False,
             silero_probs.append(p)
             if stream is not None:
                 take(stream.feed(mix, rate))
+                step_blocks.append(_packed(step_times, step_probs, len(horizons)))
+                step_times.clear()
+                step_probs.clear()
             seconds = len(block) / rate
             done += seconds
             if bar is not None:
@@ -181,12 +185,14 @@ def stream_recording(model, path, block_s: float = 10.0, progress: bool = False,
                 on_block(done)
         if stream is not None:
             take(stream.flush())
+            step_blocks.append(_packed(step_times, step_probs, len(horizons)))
     finally:
         if bar is not None:
             bar.close()
-    probs = np.array(step_probs, float).reshape(-1, len(horizons))
-    steps = pd.DataFrame({"time_s": np.array(step_times, float),
-                          **{eot_column(h): probs[:, i] for i, h in enumerate(horizons)}})
+    times_s = np.concatenate([t for t, _ in step_blocks]) if step_blocks else np.zeros(0)
+    probs = np.concatenate([p for _, p in step_blocks]) if step_blocks else np.zeros((0, len(horizons)), np.float32)
+    steps = pd.DataFrame({"time_s": times_s, **{eot_column(h): probs[:, i].astype(float)
+                                                for i, h in enumerate(horizons)}})
     times = np.concatenate(silero_times) if silero_times else np.zeros(0)
     all_probs = np.concatenate(silero_probs, axis=1) if silero_probs else np.zeros((len(heard), 0))
     return RecordingPass(
@@ -194,3 +200,7 @@ def stream_recording(model, path, block_s: float = 10.0, progress: bool = False,
         energy={s: (np.concatenate(energy_out[s][0]), np.concatenate(energy_out[s][1])) for s in signals},
         silero={s: (times, all_probs[i]) for i, s in enumerate(heard)})
 
+
+def _packed(times: list[float], probs: list[list[float]], n_heads: int) -> tuple[np.ndarray, np.ndarray]:
+    """One block's steps as arrays: times (float64, exact) and probabilities (steps x heads, float32)."""
+    return np.array(times, float), np.asarray(probs, np.float32).reshape(len(times), n_heads)
