@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_turns)
 
     ck = sub.add_parser("check", help="check a folder of items (your recordings): every problem by file and field")
-    ck.add_argument("dir")
+    ck.add_argument("dir", help="a folder of items (or one item's JSON file)")
     ck.add_argument("--json", action="store_true", help="one JSON object a problem")
     ck.set_defaults(func=cmd_check)
 

@@ -107,6 +107,7 @@ def test_unreadable_audio_and_an_empty_folder_are_problems_not_crashes(tmp_path,
     assert problems[0].file == str(path)
     (tmp_path / "empty").mkdir()
     assert main(["check", str(tmp_path / "empty")]) == 1 and "no items" in capsys.readouterr().out
+    assert main(["check", str(path)]) == 1 and "1 items, 0 good" in capsys.readouterr().out  # one file
     assert main(["check", str(tmp_path / "d"), "--json"]) == 1
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert row["file"] == str(path) and row["field"] == "audio"

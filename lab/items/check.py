@@ -191,9 +191,11 @@ def check_folder(folder) -> list[Problem]:
 
 
 def check_cli(args) -> int:
-    """`dsm-lab check DIR [--json]`: 0 when every item is good, 1 when some are not (each problem a line)."""
-    problems = check_folder(args.dir)
-    items = len(item_paths(args.dir)) if Path(args.dir).is_dir() else 0
+    """`dsm-lab check DIR [--json]`: 0 when every item is good, 1 when some are not (each problem a line).
+    DIR may also be one item's JSON file."""
+    one = Path(args.dir).is_file()
+    problems = check_item(args.dir) if one else check_folder(args.dir)
+    items = 1 if one else len(item_paths(args.dir)) if Path(args.dir).is_dir() else 0
     for p in problems:
         print(json.dumps({"file": p.file, "field": p.field, "problem": p.message}) if args.json else str(p))
     if not args.json:
