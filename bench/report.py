@@ -26,7 +26,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-DOCS = [BENCH / "README.md", BENCH.parent / "README.md", BENCH.parent / "lab/data/models/dsm-tiny-en/MODEL_CARD.md"]
+DOCS = [BENCH / "README.md", BENCH.parent / "README.md", BENCH.parent / "lab/data/models/dsm-tiny-en/MODEL_CARD.md",
+        BENCH.parent / "lab/data/tts/dsm-toy-tts/MODEL_CARD.md"]
 BLOCK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
 
 
@@ -410,6 +411,24 @@ def long_recording_table() -> str:
                         f"{m['note']})")
 
 
+def tts_loop_table() -> str:
+    r = json.loads((RESULTS / "tts_loop.json").read_text())
+    names = {"espeak": "espeak-ng itself (the voice the toy model learned)",
+             "vocoded": "espeak-ng's log-mel spectra through Griffin-Lim",
+             "toy_tts": "the toy text-to-speech model (its own rhythm) through Griffin-Lim"}
+    rows = [[names[k], f"{100 * v:.1f} %"] for k, v in r["wer"].items()]
+    t = r["tts_training"]
+    return table(["speech heard by the speech-to-text model", "WER"], rows, "-r") + (
+        f"\n\n{r['sentences']} {r['held_out']}; overlap with its training {r['overlap_with_tts_training']}. "
+        f"Target for the toy model: WER <= {100 * r['wer_target']:.0f} %. Speech-to-text model `{r['stt_model']}`; "
+        f"toy model `{r['tts_model']}` ({r['tts_params'] / 1e6:.1f} M parameters, {t.get('steps')} steps in "
+        f"{t.get('minutes')} min on one CPU thread, {t.get('sentences')} sentences of espeak-ng's {r['voice']}); "
+        f"every word spoken in {100 * r['all_words_spoken']:.0f} % of the sentences; mean length "
+        f"{r['mean_duration_s']['toy_tts']} s against espeak-ng's {r['mean_duration_s']['espeak']} s. "
+        f"Load average during the run {r['load_average_1min']}. Source: `bench/results/tts_loop.json` "
+        f"(`python bench/tts_loop.py`).")
+
+
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
@@ -417,7 +436,7 @@ TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-
           "resample": resample_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table,
-          "long-recording": long_recording_table}
+          "long-recording": long_recording_table, "tts-loop": tts_loop_table}
 
 
 def render(text: str) -> str:

@@ -27,7 +27,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Modules of the [lab], [serve] and [formats] extras (and what they pull in): none may be imported by the core.
 EXTRA_MODULES = ("IPython", "ipykernel", "ipywidgets", "anywidget", "traitlets", "jupyter_client", "jupyter_core",
                  "jupyterlab", "nbformat", "nbclient", "zmq", "matplotlib", "sounddevice", "websockets", "msgpack",
-                 "praatio", "webvtt", "pysrt")
+                 "praatio", "webvtt", "pysrt", "librosa")
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -44,7 +44,9 @@ def test_shipped_files_are_found_inside_the_package():
         files = {p.name for p in (models_root() / name).iterdir()}
         assert {"config.json", "model.safetensors", "tokenizer.model"} <= files
     assert {p.stem for p in samples_root().glob("*.wav")} == {p.stem for p in samples_root().glob("*.json")} != set()
-    assert len(list(notebooks_root().glob("*.ipynb"))) == 6
+    assert len(list(notebooks_root().glob("*.ipynb"))) == 7
+    toy_tts = {p.name for p in package_path("data", "tts", "dsm-toy-tts").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.model", "sentences.json"} <= toy_tts
 
 
 def test_every_shipped_file_is_declared_as_package_data():
@@ -52,7 +54,8 @@ def test_every_shipped_file_is_declared_as_package_data():
     and missing from the wheel: the difference this package must not have."""
     patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["lab"]
     package = package_path()
-    shipped = [p for folder in (models_root(), samples_root(), notebooks_root()) for p in folder.rglob("*")
+    folders = (models_root(), samples_root(), notebooks_root(), package_path("data", "tts"))
+    shipped = [p for folder in folders for p in folder.rglob("*")
                if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts]
     assert len(shipped) > 20
     undeclared = [str(p.relative_to(package)) for p in shipped
@@ -64,7 +67,7 @@ def test_core_imports_no_jupyter_widget_plot_or_audio_device_module(tmp_path):
     code = ("import sys, lab\n"
             "model = lab.load()\n"
             "t = model.transcribe(str(lab.resources.samples_root() / 'timer.wav'))\n"
-            "from lab import cli, evaluate, turns, benchmarks, hook_bench, live_turns, batch, latency, prelabel\n"
+            "from lab import cli, evaluate, turns, benchmarks, hook_bench, live_turns, batch, latency, prelabel, tts\n"
             "from lab.items import imports, check\n"
             f"print(t.text); print(sorted(m for m in sys.modules if m.split('.')[0] in {EXTRA_MODULES!r}))")
     result = run_python(code, tmp_path)
