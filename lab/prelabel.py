@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .items.derive import split_at_shifts
 from .items.format import MIN_PAUSE_S
 from .metrics import normalize
 from .recording_pass import RecordingPass, stream_recording
@@ -146,14 +147,7 @@ def _item_words(rec: RecordingPass, words, speakers) -> list[dict]:
 def _turns(rec: RecordingPass, speech, pauses, speakers) -> list[dict]:
     """Stretches of speech between "shift" pauses, each given the channel that speaks most in it."""
     shifts = [p["start"] for p in pauses if p["label"] == "shift"]
-    groups, current = [], []
-    for seg in speech:
-        if current and any(current[-1][1] - 1e-3 <= s < seg[0] for s in shifts):
-            groups.append(current)
-            current = []
-        current.append(seg)
-    if current:
-        groups.append(current)
+    groups = split_at_shifts(speech, shifts, lambda seg: (seg[0], seg[1]), tolerance_s=1e-3)
     turns = []
     for g in groups:
         turn = {"start": round(g[0][0], 3), "end": round(min(g[-1][1], rec.duration_s), 3)}

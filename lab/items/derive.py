@@ -19,18 +19,26 @@ def gaps(words: list[dict], duration_s: float) -> list[dict]:
     return out
 
 
+def split_at_shifts(spans: list, shifts: list[float], times, tolerance_s: float) -> list[list]:
+    """Consecutive `spans` (in time order; `times(span)` -> (start, end)) grouped into turns: a new group
+    wherever a shift pause starts in the gap between one span's end and the next one's start."""
+    groups, current = [], []
+    for span in spans:
+        start = times(span)[0]
+        if current and any(times(current[-1])[1] - tolerance_s <= s < start for s in shifts):
+            groups.append(current)
+            current = []
+        current.append(span)
+    if current:
+        groups.append(current)
+    return groups
+
+
 def turns_from_pauses(words: list[dict], pauses: list[dict]) -> list[dict]:
     """One turn from the first word after a "shift" pause (or the start) to the last word before the next."""
     spoken = sorted(timed(words), key=lambda w: w["start"])
     shifts = sorted(p["start"] for p in pauses if p.get("label") == "shift")
-    turns, current = [], []
-    for w in spoken:
-        if current and any(current[-1]["end"] - 1e-9 <= s < w["start"] for s in shifts):
-            turns.append(current)
-            current = []
-        current.append(w)
-    if current:
-        turns.append(current)
+    turns = split_at_shifts(spoken, shifts, lambda w: (w["start"], w["end"]), tolerance_s=1e-9)
     out = []
     for t in turns:
         turn = {"start": t[0]["start"], "end": max(w["end"] for w in t)}
