@@ -4,7 +4,8 @@ embedded speech-to-text model writes down what it hears.
     python bench/tts_loop.py [--n 100] [--tts FOLDER] [--stt MODEL]
 
 Three WERs on the same held-out sentences, so that the loss of each part shows:
-- espeak-ng itself (the voice the toy model learned), heard by the speech-to-text model: the ceiling;
+- espeak-ng itself (the voice the toy model learned), heard by the speech-to-text model: the reference
+  (not a ceiling: the recogniser trips on some clean starts of this one voice that it hears fine vocoded);
 - espeak-ng's own log-mel frames turned back into sound by Griffin-Lim: what the vocoder costs;
 - the toy model's frames, with its own rhythm (it decides when each word starts): the whole loop.
 Every sentence is absent from the toy model's training set (its model folder lists the training sentences);
