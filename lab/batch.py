@@ -18,9 +18,10 @@ What a slot costs and what it does not:
   free slot keeps its KV cache, position and text state untouched, and `reset(i)` touches only row i, so
   every user's tokens, words and end-of-turn probabilities are those they would get alone
   (tests/test_batch.py checks it with staggered joins, idle slots and a reset mid-run).
-- Compute: a step computes the rows up to the last busy slot (a newcomer gets the lowest free slot, so the
-  busy slots sit at the front): a 64-slot pool with 3 users steps 3 rows. Idle slots among them are
-  computed and masked (cheaper than gathering the active rows' caches). While a hook listens, every row is
+- Compute: a step computes the rows from the first to the last slot with a frame (a newcomer gets the
+  lowest free slot, so the busy slots sit at the front): a 64-slot pool with 3 users steps 3 rows, and
+  users whose audio arrives at different moments step in bands of neighbouring slots. Idle slots inside the
+  span are computed and masked (cheaper than gathering the active rows' caches). While a hook listens, every row is
   computed, so recordings see the whole batch. bench/batch_streams.py measures the largest batch that steps
   in real time: size the pool to that.
 """

@@ -42,11 +42,11 @@ class KVCache:
         self.positions[rows] = -1
         self.next_pos[rows] = 0
 
-    def first_rows(self, n: int) -> KVCache:
-        """The cache of streams 0..n-1 as views of this one: what a step writes there, it writes here."""
+    def rows(self, lo: int, hi: int) -> KVCache:
+        """The cache of streams lo..hi-1 as views of this one: what a step writes there, it writes here."""
         view = KVCache.__new__(KVCache)
-        view.keys, view.values = self.keys[:, :n], self.values[:, :n]
-        view.positions, view.next_pos, view.context = self.positions[:n], self.next_pos[:n], self.context
+        view.keys, view.values = self.keys[:, lo:hi], self.values[:, lo:hi]
+        view.positions, view.next_pos, view.context = self.positions[lo:hi], self.next_pos[lo:hi], self.context
         return view
 
     def nbytes(self) -> int:

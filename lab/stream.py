@@ -230,20 +230,22 @@ class Streamer:
         m, s = self.model, self.state
         t0 = time.perf_counter()
         device = s.last_token.device
-        # Rows after the last active one are not computed at all: a server hands out the lowest free slot,
-        # so a 64-slot pool with 3 clients steps 3 rows, not 64. (Only where the whole state can be cut into
-        # row views, and no hook is listening: hooks and recorders see every row of the batch.)
-        rows = self._rows_to_compute(active)
-        cut = rows < self.batch_size
-        cache = s.cache.first_rows(rows) if cut else s.cache
-        frontend = s.frontend[:rows] if cut and s.frontend is not None else s.frontend
-        active_rows = active[:rows]
+        # Only the rows from the first to the last active slot are computed: rows outside that span sit the
+        # step out for free. A server hands out the lowest free slot, so a 64-slot pool with 3 clients steps
+        # 3 rows, and clients whose frames arrive at different moments of the 80 ms step in bands of
+        # neighbouring slots. (Only where the whole state can be cut into row views, and no hook listens:
+        # hooks and recorders see every row of the batch.)
+        lo, hi = self._rows_to_compute(active)
+        cut = (lo, hi) != (0, self.batch_size)
+        cache = s.cache.rows(lo, hi) if cut else s.cache
+        frontend = s.frontend[lo:hi] if cut and s.frontend is not None else s.frontend
+        active_rows = active[lo:hi]
         mask = torch.tensor(active_rows, device=device)  # on the model's device, like everything it meets
         every = all(active_rows)  # the common case: no masking at all (cheaper in the model and here)
         positions = cache.next_pos.tolist()
         m.step_positions, m.step_active = cache.next_pos, mask
-        frame_emb = m.embed_frame(frames[:rows].to(device), frontend, None if every else mask)
-        last_emb, last_token = s.last_frame_emb[:rows], s.last_token[:rows]
+        frame_emb = m.embed_frame(frames[lo:hi].to(device), frontend, None if every else mask)
+        last_emb, last_token = s.last_frame_emb[lo:hi], s.last_token[lo:hi]
         step_emb = last_emb if self.alignment == "training" else frame_emb
         logits, p_eot = m.step(step_emb, last_token, cache, active=None if every else mask)
         tokens = logits.argmax(-1)
@@ -251,24 +253,27 @@ class Streamer:
             frame_emb = torch.where(mask[:, None], frame_emb, last_emb)
             tokens = torch.where(mask, tokens, last_token)
         if cut:  # into the rows of the whole batch
-            s.last_frame_emb[:rows], s.last_token[:rows] = frame_emb, tokens
+            s.last_frame_emb[lo:hi], s.last_token[lo:hi] = frame_emb, tokens
         else:
             s.last_frame_emb, s.last_token = frame_emb, tokens
         tokens_out, p_out = tokens.tolist(), p_eot.tolist()  # waits for the device: compute_ms is the whole step
         compute_ms = (time.perf_counter() - t0) * 1000
-        return [self._events(i, positions[i], tokens_out[i], p_out[i], compute_ms, frames[i].numpy())
-                if i < rows and active[i] else [] for i in range(self.batch_size)]
+        return [self._events(i, positions[i - lo], tokens_out[i - lo], p_out[i - lo], compute_ms, frames[i].numpy())
+                if lo <= i < hi and active[i] else [] for i in range(self.batch_size)]
 
-    def _rows_to_compute(self, active: list[bool]) -> int:
-        last = max(i for i, a in enumerate(active) if a) + 1
-        if last == self.batch_size:
-            return last
+    def _rows_to_compute(self, active: list[bool]) -> tuple[int, int]:
+        """The span of rows [lo, hi) this step computes."""
+        every = (0, self.batch_size)
+        lo = active.index(True)
+        hi = self.batch_size - active[::-1].index(True)
+        if (lo, hi) == every:
+            return every
         frontend = self.state.frontend
         if frontend is not None and not isinstance(frontend, torch.Tensor):
-            return self.batch_size  # a Mimi encoder's state: not cut into rows
+            return every  # a Mimi encoder's state: not cut into rows
         if any(h.active for h in self._hook_points):
-            return self.batch_size
-        return last
+            return every
+        return lo, hi
 
     def _time_s(self, step: int) -> float:
         """Stream time at which `step` could run: the end of its frame, in the time of the audio fed

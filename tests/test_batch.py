@@ -106,10 +106,10 @@ def test_pool_of_one_slot(tiny_model):
     assert steps_of(events) == steps_of(want) and words_of(events) == words_of(want)
 
 
-def test_slots_after_the_last_busy_one_are_not_computed_unless_a_hook_listens(tiny_model):
+def test_rows_outside_the_active_span_are_not_computed_unless_a_hook_listens(tiny_model):
     """Two users in the first two slots of an 8-slot pool: each step computes two rows (the others' caches
-    stay as they were), and each user still gets their solo results. With a hook attached, every row is
-    computed, so a recording sees the whole batch."""
+    stay as they were), and each user still gets their solo results; when only the second sends, one row.
+    With a hook attached, every row is computed, so a recording sees the whole batch."""
     import lab
 
     rate = 24_000
@@ -134,6 +134,11 @@ def test_slots_after_the_last_busy_one_are_not_computed_unless_a_hook_listens(ti
         np.testing.assert_allclose(p_eot_of(events[i]), p_eot_of(expected[i]), atol=1e-5)
     assert set(computed) == {2}
     assert torch_equal(cache.keys[:, 2:], idle_before) and (cache.next_pos[2:] == 0).all()
+    # Only the second user sends: one row, the first user's row untouched.
+    first_before, first_pos = cache.keys[:, :1].clone(), int(cache.next_pos[0])
+    pool.feed({slots[1]: audios[1][:1920]}, rate)
+    assert tiny_model.step_active.shape[0] == 1
+    assert torch_equal(cache.keys[:, :1], first_before) and int(cache.next_pos[0]) == first_pos
     with lab.record(tiny_model, handle.name) as rec:
         pool.feed({slots[0]: audios[0][:1920]}, rate)
         seen = rec[handle.name]
