@@ -362,17 +362,34 @@ def probes_table() -> str:
 
 def serve_load_table() -> str:
     rows, f = rows_of("serve_load", "serve_load.jsonl")
-    (local, *_), _ = rows_of("serve_load_local", "serve_load.jsonl")
-    body = [[r["clients"], f"{r['step_lag_ms_p50']:.1f}", f"{r['step_lag_ms_p99']:.1f}", f"{r['step_lag_ms_max']:.1f}",
-             f"{r['word_latency_ms_p50']:.0f}", f"{r['word_latency_ms_p99']:.0f}",
+    locals_, _ = rows_of("serve_load_local", "serve_load.jsonl")
+    first = rows[0].get("dtype", "float32")
+
+    def same(r):
+        other = r.get(f"clients_words_equal_{first}")
+        return "" if other is None or r.get("dtype", first) == first else f"{other}/{r['clients']}"
+
+    body = [[r.get("dtype", "float32"), r["clients"], f"{r['step_lag_ms_p50']:.1f}", f"{r['step_lag_ms_p99']:.1f}",
+             f"{r['step_lag_ms_max']:.1f}", f"{r['word_latency_ms_p50']:.0f}", f"{r['word_latency_ms_p99']:.0f}",
              f"{r['server_step_ms_p50']:.1f}", f"{r['server_streams_per_step_mean']:.1f}",
-             f"{r['clients_words_exact']}/{r['clients']}", r["errors"]] for r in rows]
-    body.append(["local stream", "", "", "", f"{local['word_latency_ms_p50']:.0f}",
-                 f"{local['word_latency_ms_p99']:.0f}", "", "", "", ""])
-    header = ["clients", "step lag p50 ms", "p99", "max", "word latency p50 ms", "p99", "model step p50 ms",
-              "streams per step", "words exact", "errors"]
+             f"{r['clients_words_exact']}/{r['clients']}", same(r), r["errors"]] for r in rows]
+    for local in locals_:
+        body.append([local.get("dtype", "float32"), "local stream", "", "", "", f"{local['word_latency_ms_p50']:.0f}",
+                     f"{local['word_latency_ms_p99']:.0f}", "", "", "", "", ""])
+    header = ["weights", "clients", "step lag p50 ms", "p99", "max", "word latency p50 ms", "p99",
+              "model step p50 ms", "streams per step", "words exact", f"= {first}'s words", "errors"]
     m = machine(f)
-    return table(header, body) + source(f, f", {rows[0]['seconds']:g} s of audio per client ({m})" if m else "")
+    out = table(header, body) + source(f, f", {rows[0]['seconds']:g} s of audio per client ({m})" if m else "")
+    precision, _ = rows_of("serve_precision", "serve_load.jsonl")
+    if precision and "not_measured" not in precision[0]:
+        r = precision[0]
+        dtypes = [k.removeprefix("wer_") for k in r if k.startswith("wer_")]
+        cells = ", ".join(f"{d} {100 * r[f'wer_{d}']:.1f} %" for d in dtypes)
+        same_text = ", ".join(f"{d} {r[f'same_text_{d}']}/{r['items']}" for d in dtypes[1:])
+        out += (f"\n\nPrecision, on items held out from training ({r['items']} items: "
+                f"{', '.join(r['sets'])}; another engine and unheard voices): WER {cells}; transcripts "
+                f"word for word equal to {dtypes[0]}'s: {same_text}.")
+    return out
 
 
 def kyutai_clients_table() -> str:

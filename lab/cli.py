@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a key clients must send (kyutai-api-key header or ?auth_id=); repeatable "
                          "(default: public_token, as Kyutai's example clients send)")
     sv.add_argument("--threads", type=int, default=None, help="torch threads of the model step")
+    sv.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="the model's weights and KV cache while serving (bfloat16 halves the memory a step "
+                         "reads: about 1.7x the streams per step on a CPU with AMX/AVX-512 bf16)")
     sv.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("download", help="fetch a Hugging Face model repo into the local cache")

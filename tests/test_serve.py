@@ -261,7 +261,21 @@ def test_modules_info_says_how_many_slots_are_in_use(server):
 
     info = json.loads(urllib.request.urlopen(server.url.replace("ws://", "http://") + "/api/modules_info").read())
     assert info[0]["type"] == "batched_asr" and info[0]["path"] == PATH and info[0]["total_slots"] == "4"
-    assert int(info[0]["used_slots"]) <= 4 and info[0]["steps"] >= 0
+    assert int(info[0]["used_slots"]) <= 4 and info[0]["steps"] >= 0 and info[0]["dtype"] == "float32"
+
+
+def test_a_bfloat16_server_gives_the_words_of_the_bfloat16_model():
+    """`serve --dtype bfloat16`: what a client gets is that model's own transcribe(), batched with others."""
+    half = lab.load(dtype="bfloat16")
+    assert build_parser().parse_args(["serve", "--dtype", "bfloat16"]).dtype == "bfloat16"
+    srv = start_server(half)
+    try:
+        local = half.transcribe(lab.resources.samples_root() / "lights.wav")
+        remote = lab.remote.transcribe(srv.url, lab.resources.samples_root() / "lights.wav", api_key=KEY)
+        assert words_of(remote) == words_of(local) and local.text != ""
+        assert srv.stats()["dtype"] == "bfloat16"
+    finally:
+        srv.stop()
 
 
 def test_a_stream_flushed_without_audio_ends_cleanly(server):

@@ -43,9 +43,10 @@ def run_cli(args) -> int:
                 log.warning("listening on %s with the default key: anyone who can reach it can use it", args.host)
         except ValueError:
             pass
-    model = lab.load(args.model)
+    model = lab.load(args.model, dtype=getattr(args, "dtype", "float32"))
     server = Server(model, host=args.host, port=args.port, slots=args.slots, api_keys=keys)
-    log.info("model %s, %d slots, listening on %s%s", model.cfg.name, args.slots, server.url, PATH)
+    log.info("model %s (%s), %d slots, listening on %s%s", model.cfg.name, str(next(model.parameters()).dtype),
+             args.slots, server.url, PATH)
     try:
         asyncio.run(server.run())
     except KeyboardInterrupt:

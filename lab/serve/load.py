@@ -68,8 +68,10 @@ async def _clients(url: str, n: int, audio: np.ndarray, api_key: str, seed: int)
     return await asyncio.gather(*[one(rng.uniform(0, 1 / FRAME_RATE)) for _ in range(n)])
 
 
-def measure(url: str, n: int, audio: np.ndarray, expected: list, api_key: str = "public_token") -> dict:
-    """One row: n clients streaming `audio` at once, in real time."""
+def measure(url: str, n: int, audio: np.ndarray, expected: list, api_key: str = "public_token",
+            also: dict[str, list] | None = None) -> dict:
+    """One row: n clients streaming `audio` at once, in real time. `also`: further references, {name: words}
+    (another dtype's transcribe(), say), each counted as clients_words_equal_<name>."""
     from ..remote import run_sync
 
     t0 = time.time()
@@ -82,4 +84,6 @@ def measure(url: str, n: int, audio: np.ndarray, expected: list, api_key: str = 
             "step_lag_ms_max": round(float(lags.max()), 1), "words": len(words),
             "word_latency_ms_p50": _pct(words, 50), "word_latency_ms_p99": _pct(words, 99),
             "clients_words_exact": int(exact), "errors": sum(len(r.errors) for r in results),
-            "wall_s": round(time.time() - t0, 1)}
+            "wall_s": round(time.time() - t0, 1),
+            **{f"clients_words_equal_{name}": sum([(w.text, w.start_s, w.end_s) for w in r.words] == ref
+                                                  for r in results) for name, ref in (also or {}).items()}}

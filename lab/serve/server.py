@@ -70,6 +70,7 @@ class Server:
         self.outbox_messages = outbox_messages
         self.write_limit = write_limit  # bytes the socket may hold unsent before a send waits
         self.engine = Engine(model, slots, self._from_model_thread)
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.connections: set[Connection] = set()
         self.refused = {"auth": 0, "full": 0, "slow": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -242,7 +243,7 @@ class Server:
         log = list(self.engine.step_log)[-last:]
         ms, streams = np.array([r[2] for r in log]), np.array([r[1] for r in log])
         return {"type": "batched_asr", "path": protocol.PATH, "used_slots": str(self.engine.used_slots),
-                "total_slots": str(self.engine.slots), "steps": self.engine.step_idx,
+                "total_slots": str(self.engine.slots), "steps": self.engine.step_idx, "dtype": self.dtype,
                 "step_ms_p50": round(float(np.median(ms)), 2) if len(log) else None,
                 "step_ms_p99": round(float(np.percentile(ms, 99)), 2) if len(log) else None,
                 "streams_per_step_mean": round(float(streams.mean()), 2) if len(log) else None,

@@ -236,23 +236,29 @@ def pool_figure(frames, snapshots: tuple[int, ...] | None = None, title: str | N
     plt.close(fig)  # shown once, from the returned value
     return fig
 def serve_load_figure(rows, title: str | None = None):
-    """lab.serve.load rows: step lag and word emission latency against concurrent real-time clients, the
-    80 ms of one frame and a local stream's word latency for scale."""
+    """lab.serve.load rows: step lag and word emission latency against concurrent real-time clients, one
+    line pair per served dtype (rows without one: a single server), the 80 ms of one frame and a local
+    stream's word latency for scale."""
     load = [r for r in rows if r["benchmark"] == "serve_load"]
     local = next((r for r in rows if r["benchmark"] == "serve_load_local"), None)
-    n = [r["clients"] for r in load]
+    dtypes = list(dict.fromkeys(r.get("dtype") for r in load))
     fig, (a, b) = _fig(1, 2, figsize=(10, 3.6))
-    for q, style in (("p50", "o-"), ("p99", "s--")):
-        a.plot(n, [r[f"step_lag_ms_{q}"] for r in load], style, label=f"step lag {q}")
-        b.plot(n, [r[f"word_latency_ms_{q}"] for r in load], style, label=f"served {q}")
+    for dtype in dtypes:
+        mine = [r for r in load if r.get("dtype") == dtype]
+        n = [r["clients"] for r in mine]
+        tag = f" ({dtype})" if len(dtypes) > 1 else ""
+        for q, style in (("p50", "o-"), ("p99", "s--")):
+            a.plot(n, [r[f"step_lag_ms_{q}"] for r in mine], style, label=f"step lag {q}{tag}")
+            b.plot(n, [r[f"word_latency_ms_{q}"] for r in mine], style, label=f"served {q}{tag}")
     a.axhline(REALTIME_MS, color="grey", lw=0.8, ls=":", label="one frame (80 ms)")
     if local is not None:
         b.axhline(local["word_latency_ms_p50"], color="green", lw=1, ls=":", label="local stream p50")
+    n = sorted({r["clients"] for r in load})
     for ax, what in ((a, "frame sent -> its Step back"), (b, "word's end sent -> the Word back")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(n, [str(x) for x in n])
         ax.set_xlabel("concurrent real-time clients")
         ax.set_ylabel("ms")
         ax.set_title(what if title is None else f"{title}: {what}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     return _done(fig)
