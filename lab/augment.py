@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 SAMPLE_RATE = 24_000
@@ -104,12 +105,15 @@ def telephone(audio: np.ndarray) -> np.ndarray:
 
 
 def freq_mask(audio: np.ndarray, rng: np.random.Generator, max_hz: float) -> np.ndarray:
-    spec = np.fft.rfft(audio)
+    # Transform a zero-padded copy of a length FFTs like (an item's own length may be a large prime:
+    # ten times slower), then crop: the same band stop.
+    n = sp_fft.next_fast_len(len(audio), real=True)
+    spec = sp_fft.rfft(audio, n=n)
     hz_per_bin = SAMPLE_RATE / 2 / (len(spec) - 1)
     width = rng.uniform(100, max_hz)
     lo = rng.uniform(100, 7000 - width)
     spec[int(lo / hz_per_bin): int((lo + width) / hz_per_bin)] = 0
-    return np.fft.irfft(spec, n=len(audio))
+    return sp_fft.irfft(spec, n=n)[: len(audio)]
 
 
 def time_mask(audio: np.ndarray, rng: np.random.Generator, max_s: float) -> np.ndarray:
@@ -122,7 +126,7 @@ def time_mask(audio: np.ndarray, rng: np.random.Generator, max_s: float) -> np.n
 
 
 def noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    white = rng.standard_normal(n)
+    white = rng.standard_normal(n, dtype=np.float32)  # float32: half the time of float64, plenty for noise
     if rng.random() < 0.5:
         return white
     brown = np.cumsum(white)

@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeatable)")
     tr.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                     help="no lab.augment (speed, rooms, microphones, babble, masks): gain and white noise only")
+    tr.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default=None,
+                    help="bfloat16: linear layers under bf16 autocast (about 1.5x the steps on a CPU with AMX or "
+                         "AVX-512 BF16); auto (default): bfloat16 where the machine has it, else float32")
     tr.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     tr.set_defaults(func=cmd_train)
 

@@ -95,7 +95,10 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x, pos.expand(B, T))
         delta = pos[:, None] - pos[None, :]
         mask = (delta >= 0) & (delta < self.cfg.context)  # (T, T)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        # Attention itself in fp32 even under bf16 autocast: on a CPU its bf16 backward is several times slower
+        # than fp32's (the linear layers around it are where bf16 pays).
+        with torch.autocast(x.device.type, enabled=False):
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
         return self.out_proj(y.transpose(1, 2).flatten(2))
 
     def step(self, x, cache: KVCache, layer: int, plan: StepPlan):

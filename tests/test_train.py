@@ -222,3 +222,43 @@ def test_training_sentences_come_from_every_training_folder_and_no_other(tmp_pat
         (tmp_path / folder / "x.json").write_text(json.dumps({"sentences": [text]}))
     assert training_sentences(tmp_path) == {"set a timer", "timer set a"}
     assert training_sentences(tmp_path / "nothing") == set()
+
+
+def test_bfloat16_training_moves_float32_weights_and_says_so(tokenizer_path, tmp_path):
+    """precision="bfloat16": the products run under bf16 autocast, the weights and the record stay honest."""
+    _write_corpus(tmp_path / "corpus")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+    train(_tiny_train_config(tmp_path, max_steps=0), log=lambda _: None)
+    start = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    cfg = _tiny_train_config(tmp_path, out=str(tmp_path / "half"), init_from=str(tmp_path / "run" / "model"),
+                             max_steps=2, precision="bfloat16")
+    logs = []
+    train(cfg, log=logs.append)
+    assert "bfloat16" in logs[0]
+    moved = load_file(str(tmp_path / "half" / "model" / "model.safetensors"))
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in moved.values())
+    assert any(not torch.equal(start[k], moved[k]) for k in start)
+    record = json.loads((tmp_path / "half" / "model" / "config.json").read_text())["training"]
+    assert record["stages"][-1]["precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'fp8'"):
+        train(_tiny_train_config(tmp_path, out=str(tmp_path / "bad"), precision="fp8"), log=lambda _: None)
+
+
+def test_the_attention_of_a_whole_sequence_is_float32_under_bfloat16_autocast(monkeypatch):
+    """Its bf16 backward is several times slower on a CPU: the linear layers get bf16, attention does not,
+    and a bf16 forward stays within bf16's rounding of the float32 one."""
+    torch.manual_seed(0)
+    from lab.config import DSMConfig
+
+    model = DSM(DSMConfig(d_model=64, num_layers=2, num_heads=4, ffn_hidden=128, text_vocab_out=50,
+                          text_vocab_in=51, context=20))
+    audio, text = torch.randn(2, 12, 64), torch.randint(0, 50, (2, 12))
+    full, _ = model(audio, text)
+    seen, attend = [], F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda q, *a, **k: seen.append(q.dtype) or attend(q, *a, **k))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half, _ = model(audio, text)
+    assert seen == [torch.float32, torch.float32] and half.dtype == torch.bfloat16
+    assert (half.float() - full).abs().max() < 0.1 * full.abs().max()
