@@ -62,9 +62,16 @@ HELD_OUT := --exclude-voice en+f3 --exclude-voice festival:ked
 SYNTH := $(VENV)/bin/dsm-lab synth --engines $(ENGINES) $(HELD_OUT) --workers 2
 TRAIN_CORPUS := $(SYNTH) --n 10000 --seed 1 --out corpus/train
 SHUFFLE_CORPUS := $(SYNTH) --n 3000 --seed 6 --out corpus/train-shuffle --sentences shuffle
-TRAIN := NO_TORCH_COMPILE=1 $(VENV)/bin/dsm-lab train --delay-frames 6 --threads 1
+# Two torch threads for the model step (the batch thread shares the cores); the linear layers multiply in
+# bfloat16 where the CPU does so natively (`--precision auto`; bench/train_throughput.py: 1.6x the steps).
+TRAIN_THREADS ?= 2
+TRAIN := NO_TORCH_COMPILE=1 $(VENV)/bin/dsm-lab train --delay-frames 6 --threads $(TRAIN_THREADS)
 STAGE1_MINUTES ?= 95
 STAGE2_MINUTES ?= 55
+# Where the stages run and where the model lands (a trial run: `make model RUN1=runs/a RUN2=runs/b MODEL_OUT=runs/c`).
+RUN1 ?= runs/dsm-tiny-en
+RUN2 ?= runs/dsm-tiny-en-2
+MODEL_OUT ?= lab/data/models/dsm-tiny-en
 corpus/train/.done: | setup
 	$(TRAIN_CORPUS)
 	touch $@
@@ -85,17 +92,17 @@ corpus: corpus/train/.done corpus/train-shuffle/.done corpus/tests/.done
 
 # Each stage checkpoints every 5 minutes; run `make model` again to resume an interrupted one.
 model: | setup
-	mkdir -p corpus/train runs/dsm-tiny-en runs/dsm-tiny-en-2
+	mkdir -p corpus/train $(RUN1) $(RUN2)
 	( [ -f corpus/train/.done ] || ( $(TRAIN_CORPUS) > runs/synth-train.log 2>&1 && touch corpus/train/.done ) ; \
 	  [ -f corpus/train-shuffle/.done ] || ( $(SHUFFLE_CORPUS) > runs/synth-shuffle.log 2>&1 && \
 	    touch corpus/train-shuffle/.done ) ) & \
-	sleep 120; [ -f runs/dsm-tiny-en/.done ] || ( $(TRAIN) --corpus corpus/train --out runs/dsm-tiny-en \
+	[ -f corpus/train/.done ] || sleep 120; [ -f $(RUN1)/.done ] || ( $(TRAIN) --corpus corpus/train --out $(RUN1) \
 	    --minutes $(STAGE1_MINUTES) --seed 0 --reload-every-s 300 \
-	    $$( [ -f runs/dsm-tiny-en/train_state.json ] && echo --resume ) && touch runs/dsm-tiny-en/.done ); wait
-	$(TRAIN) --corpus corpus/train --corpus corpus/train-shuffle --out runs/dsm-tiny-en-2 \
-	    --init-from runs/dsm-tiny-en/model --minutes $(STAGE2_MINUTES) --seed 1 --lr 1e-3 --reload-every-s 300 \
-	    $$( [ -f runs/dsm-tiny-en-2/train_state.json ] && echo --resume )
-	$(VENV)/bin/dsm-lab export runs/dsm-tiny-en-2/model lab/data/models/dsm-tiny-en
+	    $$( [ -f $(RUN1)/train_state.json ] && echo --resume ) && touch $(RUN1)/.done ); wait
+	$(TRAIN) --corpus corpus/train --corpus corpus/train-shuffle --out $(RUN2) \
+	    --init-from $(RUN1)/model --minutes $(STAGE2_MINUTES) --seed 1 --lr 1e-3 --reload-every-s 300 \
+	    $$( [ -f $(RUN2)/train_state.json ] && echo --resume )
+	$(VENV)/bin/dsm-lab export $(RUN2)/model $(MODEL_OUT)
 
 voices: corpus
 	NO_TORCH_COMPILE=1 $(PY) bench/voices.py

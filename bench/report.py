@@ -446,6 +446,19 @@ def tts_loop_table() -> str:
         f"(`python bench/tts_loop.py`).")
 
 
+def train_throughput_table() -> str:
+    r = json.loads((RESULTS / "train_throughput.json").read_text())
+    m = r["machine"]
+    body = [[x["precision"], x["threads"], f"{x['steps_per_minute']:.1f}", f"{x['speedup_vs_float32_1_thread']:.2f}x",
+             x["steps"], f"{x['elapsed_s']:.0f}"] for x in r["runs"]]
+    header = ["precision", "model threads", "steps per minute", "vs float32, 1 thread", "steps", "s"]
+    return table(header, body, "-rrrrr") + source(
+        "train_throughput.json", f" (`python bench/train_throughput.py`; {m['cpu']}, {m['cores']} cores, torch "
+        f"{m['torch']}, native bf16: {'yes' if r['native_bf16'] else 'no'}; batch {r['runs'][0]['batch_size']} of "
+        f"{' + '.join(r['corpora'])}, {r['minutes_each']:g} min each from scratch; one augmented batch takes "
+        f"{r['batch_make_ms']:.0f} ms on its own thread)")
+
+
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
@@ -453,7 +466,8 @@ TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-
           "resample": resample_table,
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table,
-          "long-recording": long_recording_table, "tts-loop": tts_loop_table}
+          "long-recording": long_recording_table, "tts-loop": tts_loop_table,
+          "train-throughput": train_throughput_table}
 
 
 def render(text: str) -> str:
