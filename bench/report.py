@@ -299,7 +299,9 @@ def voices_table() -> str:
         body.append([s["what"], s["held_out"], f"{s['items']} (-{s['dropped_for_overlap']})", s["overlap"],
                      f"{100 * s['wer']:.1f} %",
                      "none (diagnostic)" if s["wer_target"] is None else f"<= {100 * s['wer_target']:.0f} %",
-                     f"{s['question_f1']:.2f}", f"{100 * s['case_accuracy']:.1f} %",
+                     f"{s['question_f1']:.2f}" + (f" ({s['question_f1_sentences']:.2f})"
+                                                  if "question_f1_sentences" in s else ""),
+                     f"{100 * s['case_accuracy']:.1f} %",
                      f"{s['emission_latency_p50_s']:.3f} / {s['emission_latency_p90_s']:.3f} s",
                      f"{1000 * s['timestamp_error_s']:.0f} ms",
                      f"{1000 * s['end_error_s']:.0f} ms" if "end_error_s" in s else "not measured"])
@@ -308,7 +310,10 @@ def voices_table() -> str:
     return table(header, body, "--rrrrrrrrr") + (
         f"\n\nModel `{Path(r['model']).name}` (D = {r['delay_frames']}): weights {r['weights_mb']} MB, "
         f"{r['real_time_factor_1_thread']}x real time on one thread. Emission latency target: p50 <= D x 80 ms + "
-        f"200 ms = {r['delay_frames'] * 0.08 + 0.2:.2f} s. Question-mark F1 target on the held-out engine: >= 0.9."
+        f"200 ms = {r['delay_frames'] * 0.08 + 0.2:.2f} s. Question-mark F1 target on the held-out engine: >= 0.9; "
+        f"?-F1 counts a \"?\" on the word it ends (a misheard or missing last word is a miss and a false alarm)"
+        + (", in brackets per sentence (the sentence ends with \"?\" or not, whatever its words)."
+           if any("question_f1_sentences" in s for s in r["sets"]) else ".")
         + (f" Training folders (test items sharing a sentence with them dropped): "
            f"{', '.join(r['training_corpora'])}; load average during the run {r['load_average_1min']}."
            if "training_corpora" in r else "") + " Source: `bench/results/voices.json` "

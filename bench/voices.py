@@ -1,7 +1,7 @@
 """Does the embedded model hear voices it was never trained on? WER, punctuation, latency and end of turn on
 speech held out from training by sentence, by voice and by engine.
 
-    python bench/voices.py [--model M] [--corpus corpus] [--limit N]
+    python bench/voices.py [--model M] [--corpus corpus] [--limit N] [--out FILE]
 
 Corpora (`dsm-lab synth`, `make corpus`; the model trains on corpus/train, seed 1, and corpus/train-shuffle,
 seed 6, see the model card):
@@ -62,12 +62,14 @@ def held_out_paths(folder: Path, train_sentences: set[str], limit: int | None):
 
 
 def punctuation(results) -> dict:
-    total = {"q_tp": 0, "q_fp": 0, "q_fn": 0, "matched": 0, "same_case": 0}
+    total = {"q_tp": 0, "q_fp": 0, "q_fn": 0, "matched": 0, "same_case": 0, "sq_tp": 0, "sq_fp": 0, "sq_fn": 0}
     for r in results:
-        c = metrics.punctuation_counts([w.get("written", w["text"]) for w in r.ref_words], [w.text for w in r.words])
+        ref, hyp = [w.get("written", w["text"]) for w in r.ref_words], [w.text for w in r.words]
+        c = {**metrics.punctuation_counts(ref, hyp), **metrics.sentence_question_counts(ref, hyp)}
         total = {k: total[k] + c[k] for k in total}
-    return {"question_f1": metrics.question_f1(total), "case_accuracy": total["same_case"] / max(1, total["matched"]),
-            **total}
+    sentences = {k: total[k] for k in ("sq_tp", "sq_fp", "sq_fn")}
+    return {"question_f1": metrics.question_f1(total), "question_f1_sentences": metrics.question_f1(sentences),
+            "case_accuracy": total["same_case"] / max(1, total["matched"]), **total}
 
 
 def end_of_turn(results) -> dict:
@@ -83,6 +85,8 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--corpus", default="corpus")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default=None, help="result file (default bench/results/voices.json, whose tables "
+                    "the docs show; another name for a model that is not shipped, e.g. one training stage)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     corpus = Path(args.corpus)
@@ -121,6 +125,9 @@ def main():
               f"WER {100 * row['wer']:.1f} %, ?-F1 {row['question_f1']:.2f}", flush=True)
 
     results = Path(__file__).resolve().parent / "results"
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1, default=_plain) + "\n")
+        return
     (results / "voices.json").write_text(json.dumps(out, indent=1, default=_plain) + "\n")
     (results / "voices.md").write_text(report())
     print(report())

@@ -74,8 +74,34 @@ def punctuation_counts(ref_written: list[str], hyp_words: list[str]) -> dict[str
             "same_case": same_case}
 
 
+def sentence_marks(words: list[str]) -> list[str]:
+    """The sentence types of a written transcript, in order: "?" or "." per sentence end (a transcript that
+    stops without a mark counts nothing for its last sentence)."""
+    return [w[-1] for w in words if w and w[-1] in ".?"]
+
+
+def sentence_question_counts(ref_written: list[str], hyp_words: list[str]) -> dict[str, int]:
+    """Question-mark counts per sentence rather than per word: the sequences of sentence-end marks of reference
+    and hypothesis, aligned. A question whose last word was misheard or cut short still counts as found when
+    the hypothesis ends that sentence with "?"; `punctuation_counts` counts it as a miss and a false alarm.
+    The two together say whether a "?" error is about the question or about the words."""
+    import jiwer
+
+    ref, hyp = sentence_marks(ref_written), sentence_marks(hyp_words)
+    ref_q, hyp_q = ref.count("?"), hyp.count("?")
+    if not ref or not hyp:
+        return {"sq_tp": 0, "sq_fp": hyp_q, "sq_fn": ref_q}
+    names = {"?": "Q", ".": "S"}
+    out = jiwer.process_words(" ".join(names[m] for m in ref), " ".join(names[m] for m in hyp))
+    tp = sum(sum(1 for k in range(c.ref_end_idx - c.ref_start_idx) if ref[c.ref_start_idx + k] == "?")
+             for c in out.alignments[0] if c.type == "equal")
+    return {"sq_tp": tp, "sq_fp": hyp_q - tp, "sq_fn": ref_q - tp}
+
+
 def question_f1(counts: dict[str, int]) -> float:
     """F1 of "?" from summed `punctuation_counts` (nan when there is no question on either side)."""
+    if "sq_tp" in counts and "q_tp" not in counts:  # sentence_question_counts
+        counts = {"q_tp": counts["sq_tp"], "q_fp": counts["sq_fp"], "q_fn": counts["sq_fn"]}
     tp, fp, fn = counts["q_tp"], counts["q_fp"], counts["q_fn"]
     return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else float("nan")
 

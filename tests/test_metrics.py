@@ -66,3 +66,20 @@ def test_question_mark_f1_and_capitals_over_the_alignment():
     # A question written as a statement is a miss.
     c = metrics.punctuation_counts(["Is", "it", "on?"], ["Is", "it", "on."])
     assert (c["q_tp"], c["q_fn"]) == (0, 1) and metrics.question_f1(c) == 0.0
+
+
+def test_question_marks_per_sentence_forgive_a_misheard_last_word():
+    ref = ["What", "is", "ten", "plus", "thirty", "four?", "Call", "Tom."]
+    hyp = ["What", "is", "ten", "plus", "thirty?", "Call", "tom."]  # cut short: still a question
+    assert metrics.sentence_marks(hyp) == ["?", "."]
+    word = metrics.punctuation_counts(ref, hyp)
+    assert (word["q_tp"], word["q_fp"], word["q_fn"]) == (0, 1, 1)
+    sent = metrics.sentence_question_counts(ref, hyp)
+    assert sent == {"sq_tp": 1, "sq_fp": 0, "sq_fn": 0} and metrics.question_f1(sent) == 1.0
+    # A question written as a statement, a statement written as a question, and a transcript with no end.
+    assert metrics.sentence_question_counts(["Is", "it", "on?"], ["Is", "it", "on."]) == {"sq_tp": 0, "sq_fp": 0,
+                                                                                       "sq_fn": 1}
+    assert metrics.sentence_question_counts(["Stop."], ["Stop?"]) == {"sq_tp": 0, "sq_fp": 1, "sq_fn": 0}
+    assert metrics.sentence_question_counts(["Is", "it?"], ["Is", "it"]) == {"sq_tp": 0, "sq_fp": 0, "sq_fn": 1}
+    # One sentence too many in the hypothesis: the alignment keeps the question matched.
+    assert metrics.sentence_question_counts(["Is", "it?", "Go."], ["Is.", "it?", "Go."])["sq_tp"] == 1
