@@ -62,8 +62,9 @@ HELD_OUT := --exclude-voice en+f3 --exclude-voice festival:ked
 SYNTH := $(VENV)/bin/dsm-lab synth --engines $(ENGINES) $(HELD_OUT) --workers 2
 TRAIN_CORPUS := $(SYNTH) --n 10000 --seed 1 --out corpus/train
 SHUFFLE_CORPUS := $(SYNTH) --n 3000 --seed 6 --out corpus/train-shuffle --sentences shuffle
-# Two torch threads for the model step (the batch thread shares the cores); the linear layers multiply in
-# bfloat16 where the CPU does so natively (`--precision auto`; bench/train_throughput.py: 1.6x the steps).
+# Two torch threads for the model step (one while the synthesiser shares the cores: `dsm-lab train` checks the
+# load average at every reload); the linear layers multiply in bfloat16 where the CPU does so natively
+# (`--precision auto`; bench/train_throughput.py: 1.6x the steps).
 TRAIN_THREADS ?= 2
 TRAIN := NO_TORCH_COMPILE=1 $(VENV)/bin/dsm-lab train --delay-frames 6 --threads $(TRAIN_THREADS)
 STAGE1_MINUTES ?= 95

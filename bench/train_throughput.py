@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lab import benchmarks  # noqa: E402
-from lab.precision import native_bf16  # noqa: E402
+from lab.compute import native_bf16  # noqa: E402
 from lab.tokenizer import Tokenizer  # noqa: E402
 from lab.train import Batches, TrainConfig, load_corpus, train  # noqa: E402
 

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig, Augmenter
 from .checkpoint import save
+from .compute import cores_shared, training_precision
 from .model import DSM, FRAME_RATE, FRAME_SIZE, DSMConfig
-from .precision import training_precision
 from .tokenizer import Tokenizer, train_tokenizer
 
 
@@ -71,6 +71,11 @@ class TrainConfig:
     # Re-read the corpus folder this often (0: never), so training can start while `dsm-lab synth` is still
     # writing it: on two cores the two overlap, and the first steps do not need the whole corpus.
     reload_every_s: float = 0.0
+    # While other work shares the cores (the synthesiser writing the corpus beside stage 1), a model step on
+    # several threads stalls at every barrier, waiting for a thread that is not running: several times slower
+    # than one thread. So the step takes `threads_when_shared` threads while the load average says so,
+    # checked at the start and at every reload.
+    threads_when_shared: int = 1
     ckpt_every_s: float = 300.0
     threads: int = 0  # torch threads (0: torch's default, one per core)
     # "bfloat16": the linear layers run under bf16 autocast (weights, optimiser and attention stay fp32), about
@@ -311,8 +316,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     """Train and write the model folder `cfg.out/model`; returns that folder."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    def use_threads():
+        shared = cores_shared()
+        n = cfg.threads_when_shared if shared else cfg.threads
+        if n and n != torch.get_num_threads():
+            torch.set_num_threads(n)
+            log(f"model step on {n} thread{'s' if n > 1 else ''}" + (", other work shares the cores" if shared else ""))
+
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     tok_path = run / "tokenizer.model"
@@ -340,6 +350,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         step, elapsed = info["step"], info["elapsed_s"]
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
     corpora = (cfg.corpus, *cfg.more_corpora)
+    use_threads()
     n_seen = _count_items(corpora)  # counted first: a later item is never missed
     items = load_corpus(corpora, cfg.max_seconds, tuple(cfg.holdout), log=log)
     batches = Prefetch(Batches(items, tok, cfg, seed=cfg.seed * 1000 + step))
@@ -378,6 +389,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         if cfg.reload_every_s and time.perf_counter() - last_reload > cfg.reload_every_s:
             last_reload = time.perf_counter()
             n_files = _count_items(corpora)
+            use_threads()
             grown = load_corpus(corpora, cfg.max_seconds, tuple(cfg.holdout)) if n_files > n_seen else []
             n_seen = max(n_seen, n_files)
             if len(grown) > len(batches.make.items):

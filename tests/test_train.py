@@ -262,3 +262,30 @@ def test_the_attention_of_a_whole_sequence_is_float32_under_bfloat16_autocast(mo
         half, _ = model(audio, text)
     assert seen == [torch.float32, torch.float32] and half.dtype == torch.bfloat16
     assert (half.float() - full).abs().max() < 0.1 * full.abs().max()
+
+
+def test_a_model_step_takes_one_thread_while_other_work_shares_the_cores(tokenizer_path, tmp_path, monkeypatch):
+    """Two threads on two shared cores wait at every barrier for the one that is not running: the loop steps
+    on `threads_when_shared` while the load average (less its own threads) says another process is busy."""
+    import lab.compute
+
+    _write_corpus(tmp_path / "corpus")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(lab.compute.os, "getloadavg", lambda: (5.0, 5.0, 5.0))  # 2 model + 1 batch + 2 more
+        assert lab.compute.cores_shared()
+        logs = []
+        train(_tiny_train_config(tmp_path, max_steps=1, threads=2), log=logs.append)
+        assert "model step on 1 thread, other work shares the cores" in logs and torch.get_num_threads() == 1
+        monkeypatch.setattr(lab.compute.os, "getloadavg", lambda: (2.5, 2.5, 2.5))  # only its own threads
+        assert not lab.compute.cores_shared()
+        logs = []
+        (tmp_path / "b").mkdir()
+        (tmp_path / "b" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+        train(_tiny_train_config(tmp_path, out=str(tmp_path / "b"), max_steps=1, threads=2), log=logs.append)
+        assert "model step on 2 threads" in logs and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

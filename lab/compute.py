@@ -1,14 +1,21 @@
-"""Which number format training multiplies in.
+"""How training uses this machine: the number format it multiplies in, and how many threads the model step
+takes.
 
+**Number format.**
 bfloat16 keeps float32's range with 8 bits of mantissa: enough for the products of a forward and backward
 pass while the weights, the optimiser and the loss stay float32 (mixed precision, Micikevicius et al. 2018,
 with bf16 needing no loss scaling). It pays only where the hardware multiplies it natively: a GPU, or a CPU
 with AMX or AVX-512 BF16, where a matrix product of the embedded model's sizes runs about 8x faster than in
 float32. Elsewhere it is emulated and slower than float32, so "auto" checks first.
+
+**Threads.** A model step on several threads meets at a barrier after each operation; when another process
+holds one of the cores, the others wait for the descheduled thread, and a two-thread step on two shared cores
+runs several times slower than a one-thread step. `cores_shared` tells the training loop when to step on one.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -34,3 +41,13 @@ def training_precision(precision: str, device: str = "cpu") -> str:
     if precision == "auto":
         return "bfloat16" if native_bf16(device) else "float32"
     return precision
+
+
+def cores_shared() -> bool:
+    """Whether other work runs on this machine's cores: the 1-minute load average, less this process's own
+    model threads and batch thread, above one busy core."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return False
+    return load - (torch.get_num_threads() + 1) > 1.0
