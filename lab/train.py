@@ -316,9 +316,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     """Train and write the model folder `cfg.out/model`; returns that folder."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    default_threads = cfg.threads or torch.get_num_threads()  # torch's default: one per core
+
     def use_threads():
         shared = cores_shared()
-        n = cfg.threads_when_shared if shared else cfg.threads
+        n = cfg.threads_when_shared if shared else default_threads
         if n and n != torch.get_num_threads():
             torch.set_num_threads(n)
             log(f"model step on {n} thread{'s' if n > 1 else ''}" + (", other work shares the cores" if shared else ""))
