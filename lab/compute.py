@@ -45,9 +45,10 @@ def training_precision(precision: str, device: str = "cpu") -> str:
 
 def cores_shared() -> bool:
     """Whether other work runs on this machine's cores: the 1-minute load average, less this process's own
-    model threads and batch thread, above one busy core."""
+    model threads and batch thread, above half a busy core. (Low on purpose: one extra process is enough to
+    stall a two-thread step, while a step on one thread when the cores were free after all costs little.)"""
     try:
         load = os.getloadavg()[0]
     except OSError:
         return False
-    return load - (torch.get_num_threads() + 1) > 1.0
+    return load - (torch.get_num_threads() + 1) > 0.5
