@@ -464,6 +464,27 @@ def train_throughput_table() -> str:
         f"{r['batch_make_ms']:.0f} ms on its own thread)")
 
 
+def recipe_stage1_table() -> str:
+    """Stage 1 of make model (95 min) in the shipped recipe and in the bf16 one, on the same held-out sets."""
+    old = json.loads((RESULTS / "voices_stage1.json").read_text())
+    new = json.loads((RESULTS / "voices_bf16_stage1.json").read_text())
+    by = {x["set"]: x for x in old["sets"]}
+    body = []
+    for x in new["sets"]:
+        o = by.get(x["set"])
+        body.append([x["what"], f"{100 * o['wer']:.1f} %" if o else "not measured", f"**{100 * x['wer']:.1f} %**",
+                     f"{o['question_f1']:.2f}" if o else "",
+                     f"{x['question_f1']:.2f} ({x['question_f1_sentences']:.2f})"])
+    header = ["test set (held out)", "WER, float32, 1 thread", "WER, bfloat16, 2 threads", "?-F1 before",
+              "?-F1 now (per sentence)"]
+    return table(header, body, "-rrrr") + (
+        "\n\nSources: `results/voices_stage1.json` (the shipped model's stage 1) and "
+        f"`results/voices_bf16_stage1.json` (`python bench/voices.py --model RUN1/model --out ...`; "
+        f"{new['n_params'] / 1e6:.2f} M parameters, the stage-1 model of `make model` with bf16 autocast and two "
+        f"threads, 95 minutes on a corpus written beforehand" + (
+            f": {new['training']['steps']:,} steps" if "training" in new else "") + ").")
+
+
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
           "probes": probes_table, "targets": targets_table, "batch": batch_table, "flush": flush_table,
           "hooks": hooks_table, "stt1b": stt1b_table, "gpu": gpu_table, "latency-lab": latency_lab_table,
@@ -472,7 +493,7 @@ TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table,
           "long-recording": long_recording_table, "tts-loop": tts_loop_table,
-          "train-throughput": train_throughput_table}
+          "train-throughput": train_throughput_table, "recipe-stage1": recipe_stage1_table}
 
 
 def render(text: str) -> str:

@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 import lab  # noqa: E402
 from lab import evaluate, metrics  # noqa: E402
+from lab.checkpoint import read_config  # noqa: E402
 from lab.train import sentence_key, training_sentences  # noqa: E402
 
 SETS = [
@@ -101,6 +102,8 @@ def main():
            "head_s": HEAD_S,
            "weights_mb": None if weights is None else round(weights / 1e6, 2),
            "real_time_factor_1_thread": round(10.0 / best, 1), "sets": []}
+    if Path(str(model.info.source)).is_dir():  # how it was trained: steps, minutes, stages
+        out["training"] = read_config(Path(str(model.info.source))).get("training")
 
     train_dirs = sorted(d for d in corpus.glob("train*") if d.is_dir())
     if not train_dirs:
