@@ -52,3 +52,14 @@ def cores_shared() -> bool:
     except OSError:
         return False
     return load - (torch.get_num_threads() + 1) > 0.5
+
+
+def fit_threads(free: int, shared: int, log=print) -> int:
+    """Give the model step `free` threads, or `shared` while other work shares the cores; says when it
+    changes. Returns the count in use."""
+    busy = cores_shared()
+    n = shared if busy else free
+    if n and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+        log(f"model step on {n} thread{'s' if n > 1 else ''}" + (", other work shares the cores" if busy else ""))
+    return torch.get_num_threads()

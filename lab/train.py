@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .augment import AugmentConfig, Augmenter
 from .checkpoint import save
-from .compute import cores_shared, training_precision
+from .compute import fit_threads, training_precision
 from .model import DSM, FRAME_RATE, FRAME_SIZE, DSMConfig
 from .tokenizer import Tokenizer, train_tokenizer
 
@@ -319,11 +319,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     default_threads = cfg.threads or torch.get_num_threads()  # torch's default: one per core
 
     def use_threads():
-        shared = cores_shared()
-        n = cfg.threads_when_shared if shared else default_threads
-        if n and n != torch.get_num_threads():
-            torch.set_num_threads(n)
-            log(f"model step on {n} thread{'s' if n > 1 else ''}" + (", other work shares the cores" if shared else ""))
+        fit_threads(default_threads, cfg.threads_when_shared, log)
 
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
