@@ -106,13 +106,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     dtypes = args.dtypes.split(",")
     audio = load.clip(args.seconds)
-    reference = lab.load(args.model, dtype=dtypes[0])
-    rows = [{**benchmarks.machine(), "model": f"{reference.cfg.name} ({args.model or 'embedded'})",
-             "server_threads": args.threads, "slots": args.slots}]
-    _, first_words = load.local_row(reference, audio)
+    rows = [{**benchmarks.machine(), "server_threads": args.threads, "slots": args.slots}]
+    first_words = None  # the first dtype's words: every server's clients are also compared with them
     for dtype in dtypes:
         model = lab.load(args.model, dtype=dtype)
+        rows[0].setdefault("model", f"{model.cfg.name} ({args.model or 'embedded'})")
         local, expected = load.local_row(model, audio)
+        first_words = expected if first_words is None else first_words
         rows.append({**local, "dtype": dtype})
         port = free_port()
         server = start_server(args, port, dtype)

@@ -105,8 +105,8 @@ def telephone(audio: np.ndarray) -> np.ndarray:
 
 
 def freq_mask(audio: np.ndarray, rng: np.random.Generator, max_hz: float) -> np.ndarray:
-    # Transform a zero-padded copy of a length FFTs like (an item's own length may be a large prime:
-    # ten times slower), then crop: the same band stop.
+    # Transform a copy zero-padded to a length the FFT handles fast (an item's own length may have a large
+    # prime factor: ten times slower), then crop back: the same band stop.
     n = sp_fft.next_fast_len(len(audio), real=True)
     spec = sp_fft.rfft(audio, n=n)
     hz_per_bin = SAMPLE_RATE / 2 / (len(spec) - 1)

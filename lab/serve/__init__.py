@@ -45,8 +45,7 @@ def run_cli(args) -> int:
             pass
     model = lab.load(args.model, dtype=getattr(args, "dtype", "float32"))
     server = Server(model, host=args.host, port=args.port, slots=args.slots, api_keys=keys)
-    log.info("model %s (%s), %d slots, listening on %s%s", model.cfg.name, str(next(model.parameters()).dtype),
-             args.slots, server.url, PATH)
+    log.info("model %s (%s), %d slots, listening on %s%s", model.cfg.name, server.dtype, args.slots, server.url, PATH)
     try:
         asyncio.run(server.run())
     except KeyboardInterrupt:
