@@ -8,7 +8,7 @@ APT_PACKAGES := espeak-ng libespeak-ng1 festival festvox-kallpc16k festvox-kdlpc
 	libportaudio2 pulseaudio pulseaudio-utils chromium
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test lint bench clean-venv corpus model voices
+.PHONY: setup lab test lint bench clean-venv corpus model voices sweep
 
 setup: system-packages $(STAMP)
 
@@ -104,6 +104,21 @@ model: | setup
 	    --init-from $(RUN1)/model --minutes $(STAGE2_MINUTES) --seed 1 --lr 1e-3 --reload-every-s 300 \
 	    $$( [ -f $(RUN2)/train_state.json ] && echo --resume )
 	$(VENV)/bin/dsm-lab export $(RUN2)/model $(MODEL_OUT)
+
+# The delay sweep (notebook 01, bench/delay_sweep.py): one more stage from the shipped model, on the same
+# corpus, at D = 2, 6 and 12 frames; only D differs. A fixed step count, not minutes, so that the three get
+# the same training whatever else shares the cores. Each checkpoints; run `make sweep` again to resume.
+SWEEP_FROM ?= dsm-tiny-en
+SWEEP_STEPS ?= 1200
+sweep: | setup
+	for D in 2 6 12; do \
+	  [ -f runs/sweep-d$$D/.done ] || { NO_TORCH_COMPILE=1 $(VENV)/bin/dsm-lab train --corpus corpus/train \
+	    --corpus corpus/train-shuffle --out runs/sweep-d$$D --init-from $(SWEEP_FROM) --delay-frames $$D \
+	    --change-delay --max-steps $(SWEEP_STEPS) --minutes 120 --seed 2 --lr 5e-4 --threads $(TRAIN_THREADS) \
+	    --name dsm-tiny-en-d$$D $$( [ -f runs/sweep-d$$D/train_state.json ] && echo --resume ) && \
+	  touch runs/sweep-d$$D/.done; } || exit 1; \
+	  $(VENV)/bin/dsm-lab export runs/sweep-d$$D/model lab/data/models/dsm-tiny-en-d$$D || exit 1; \
+	done
 
 voices: corpus
 	NO_TORCH_COMPILE=1 $(PY) bench/voices.py

@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default=None,
                     help="bfloat16: linear layers under bf16 autocast (about 1.5x the steps on a CPU with AMX or "
                          "AVX-512 BF16); auto (default): bfloat16 where the machine has it, else float32")
+    tr.add_argument("--change-delay", dest="change_delay", action="store_true", default=None,
+                    help="with --init-from: train this stage at --delay-frames although the starting model has "
+                         "another delay (the weights fit any delay; the text targets move)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     tr.set_defaults(func=cmd_train)
 

@@ -23,7 +23,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,10 @@ class TrainConfig:
     # stage a fresh optimiser and schedule. The shipped model is itself the checkpoint of the next stage, so a
     # training longer than one sitting needs nothing but the repository.
     init_from: str = ""
+    # A stage from `init_from` normally keeps its delay. With change_delay it trains at `delay_frames` instead:
+    # the weights have the same shape at any delay, only the text targets move. The delay sweep uses it, so
+    # that its models share one start and differ only in D.
+    change_delay: bool = False
     # Re-read the corpus folder this often (0: never), so training can start while `dsm-lab synth` is still
     # writing it: on two cores the two overlap, and the first steps do not need the whole corpus.
     reload_every_s: float = 0.0
@@ -334,7 +338,10 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         texts = sample_texts(20_000, seed=cfg.seed, written=True) + vocab + [w.capitalize() for w in vocab]
         train_tokenizer(texts, tok_path, cfg.vocab_size)
     tok = Tokenizer(tok_path)
-    model = DSM(init["model"].cfg if init else cfg.model_config(cfg.vocab_size))
+    model_cfg = init["model"].cfg if init else cfg.model_config(cfg.vocab_size)
+    if model_cfg.delay_frames != cfg.delay_frames:  # a --change-delay stage
+        model_cfg = replace(model_cfg, delay_frames=cfg.delay_frames, text_delay_s=None)
+    model = DSM(model_cfg)
     if init is not None:
         model.load_state_dict(init["model"].state_dict())
     model.tokenizer = tok
@@ -412,9 +419,9 @@ def _read_init(cfg: TrainConfig) -> dict:
 
     folder = resolve(cfg.init_from)
     model = load(folder)
-    if model.cfg.delay_frames != cfg.delay_frames:
+    if model.cfg.delay_frames != cfg.delay_frames and not cfg.change_delay:
         raise ValueError(f"--init-from {folder}: its delay is {model.cfg.delay_frames} frames but this training "
-                         f"asks for --delay-frames {cfg.delay_frames}")
+                         f"asks for --delay-frames {cfg.delay_frames} (add --change-delay to move the delay)")
     raw = read_config(folder)
     return {"model": model, "tokenizer": folder / raw.get("tokenizer", "tokenizer.model")}
 
@@ -431,7 +438,7 @@ def _prior_stages(cfg: TrainConfig) -> list[dict]:
 def training_record(cfg: TrainConfig, step: int, elapsed: float) -> dict:
     """What a model folder says about its training: totals over all stages, and each stage."""
     this = {"steps": step, "minutes": round(elapsed / 60, 1), "seed": cfg.seed,
-            "corpora": [Path(c).name for c in (cfg.corpus, *cfg.more_corpora)],
+            "corpora": [Path(c).name for c in (cfg.corpus, *cfg.more_corpora)], "delay_frames": cfg.delay_frames,
             "precision": training_precision(cfg.precision)}
     stages = _prior_stages(cfg) + [this]
     return {"steps": sum(s.get("steps", 0) for s in stages),

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from conftest import speechlike
 from safetensors.torch import load_file
 
+import lab
 from lab.model import DSM
 from lab.tokenizer import Tokenizer
 from lab.train import TrainConfig, _load_train_state, _save_train_state, eot_targets, losses, text_targets, train
@@ -209,9 +210,23 @@ def test_a_stage_with_another_delay_than_its_start_is_refused(tokenizer_path, tm
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
     train(_tiny_train_config(tmp_path, max_steps=1), log=lambda _: None)
-    with pytest.raises(ValueError, match="delay is 3 frames.*--delay-frames 4"):
+    with pytest.raises(ValueError, match="delay is 3 frames.*--delay-frames 4.*--change-delay"):
         train(_tiny_train_config(tmp_path, out=str(tmp_path / "b"), init_from=str(tmp_path / "run" / "model"),
                                  delay_frames=4), log=lambda _: None)
+
+
+def test_a_change_delay_stage_moves_the_delay_and_keeps_the_weights_start(tokenizer_path, tmp_path):
+    _write_corpus(tmp_path / "corpus")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
+    train(_tiny_train_config(tmp_path, max_steps=1), log=lambda _: None)
+    start = tmp_path / "run" / "model"
+    out = train(_tiny_train_config(tmp_path, out=str(tmp_path / "d5"), init_from=str(start), delay_frames=5,
+                                   change_delay=True, max_steps=1), log=lambda _: None)
+    moved = lab.load(out)
+    assert moved.cfg.delay_frames == 5 and lab.load(start).cfg.delay_frames == 3
+    record = json.loads((out / "config.json").read_text())["training"]
+    assert [s["delay_frames"] for s in record["stages"]] == [3, 5] and record["delay_frames"] == 5
 
 
 def test_training_sentences_come_from_every_training_folder_and_no_other(tmp_path):
