@@ -109,7 +109,7 @@ model: | setup
 # corpus, at D = 2, 6 and 12 frames; only D differs. A fixed step count, not minutes, so that the three get
 # the same training whatever else shares the cores. Each checkpoints; run `make sweep` again to resume.
 SWEEP_FROM ?= dsm-tiny-en
-SWEEP_STEPS ?= 1200
+SWEEP_STEPS ?= 1000
 sweep: | setup
 	for D in 2 6 12; do \
 	  [ -f runs/sweep-d$$D/.done ] || { NO_TORCH_COMPILE=1 $(VENV)/bin/dsm-lab train --corpus corpus/train \

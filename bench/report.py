@@ -464,25 +464,33 @@ def train_throughput_table() -> str:
         f"{r['batch_make_ms']:.0f} ms on its own thread)")
 
 
-def recipe_stage1_table() -> str:
-    """Stage 1 of make model (95 min) in the shipped recipe and in the bf16 one, on the same held-out sets."""
-    old = json.loads((RESULTS / "voices_stage1.json").read_text())
-    new = json.loads((RESULTS / "voices_bf16_stage1.json").read_text())
-    by = {x["set"]: x for x in old["sets"]}
-    body = []
-    for x in new["sets"]:
-        o = by.get(x["set"])
-        body.append([x["what"], f"{100 * o['wer']:.1f} %" if o else "not measured", f"**{100 * x['wer']:.1f} %**",
-                     f"{o['question_f1']:.2f}" if o else "",
-                     f"{x['question_f1']:.2f} ({x['question_f1_sentences']:.2f})"])
-    header = ["test set (held out)", "WER, float32, 1 thread", "WER, bfloat16, 2 threads", "?-F1 before",
-              "?-F1 now (per sentence)"]
-    return table(header, body, "-rrrr") + (
-        "\n\nSources: `results/voices_stage1.json` (the shipped model's stage 1) and "
-        f"`results/voices_bf16_stage1.json` (`python bench/voices.py --model RUN1/model --out ...`; "
-        f"{new['n_params'] / 1e6:.2f} M parameters, the stage-1 model of `make model` with bf16 autocast and two "
-        f"threads, 95 minutes on a corpus written beforehand" + (
-            f": {new['training']['steps']:,} steps" if "training" in new else "") + ").")
+def recipe_table() -> str:
+    """make model's two stages in the float32 recipe (the previous weights) and in the bf16 one (the shipped
+    weights), each stage measured on the same held-out sets."""
+    runs = [json.loads((RESULTS / f).read_text()) for f in
+            ("voices_stage1.json", "voices_fp32.json", "voices_bf16_stage1.json", "voices.json")]
+    by = [{x["set"]: x for x in r["sets"]} for r in runs]
+
+    def wer(i, name):
+        x = by[i].get(name)
+        return f"{100 * x['wer']:.1f} %" if x else "not measured"
+
+    def qf1(i, name):
+        x = by[i][name]
+        return f"{x['question_f1']:.2f}" + (f" ({x['question_f1_sentences']:.2f})" if "question_f1_sentences" in x
+                                            else "")
+    body = [[x["what"], wer(0, x["set"]), wer(1, x["set"]), wer(2, x["set"]), f"**{wer(3, x['set'])}**",
+             qf1(1, x["set"]), qf1(3, x["set"])] for x in runs[3]["sets"]]
+    header = ["test set (held out)", "float32: stage 1", "stages 1 + 2", "bfloat16: stage 1",
+              "stages 1 + 2 (shipped)", "?-F1 float32", "?-F1 shipped (per sentence)"]
+    steps = [r.get("training", {}).get("stages") for r in runs[2:]]
+    return table(header, body, "-rrrrrr") + (
+        "\n\nWER, then question-mark F1 of the two-stage models. Sources: `results/voices_stage1.json` and "
+        "`results/voices_fp32.json` (the float32 recipe's stage 1 and its two-stage model, the weights shipped "
+        "before), `results/voices_bf16_stage1.json` (`python bench/voices.py --model RUN1/model --out ...`) and "
+        "`results/voices.json` (`python bench/voices.py`, the shipped model)" + (
+            f"; the bfloat16 stages took {steps[1][0]['steps']:,} and {steps[1][1]['steps']:,} steps"
+            if steps[1] and len(steps[1]) == 2 else "") + ".")
 
 
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,
@@ -493,7 +501,7 @@ TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-
           "delay-sweep": delay_sweep_table, "wheel-install": wheel_install_table,
           "word-times": word_times_table, "serve-load": serve_load_table, "kyutai-clients": kyutai_clients_table,
           "long-recording": long_recording_table, "tts-loop": tts_loop_table,
-          "train-throughput": train_throughput_table, "recipe-stage1": recipe_stage1_table}
+          "train-throughput": train_throughput_table, "recipe": recipe_table}
 
 
 def render(text: str) -> str:
