@@ -23,7 +23,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from .augment import AugmentConfig, Augmenter
 from .checkpoint import save
 from .compute import fit_threads, training_precision
 from .model import DSM, FRAME_RATE, FRAME_SIZE, DSMConfig
+from .stages import read_init, stage_model_config, training_record
 from .tokenizer import Tokenizer, train_tokenizer
 
 
@@ -328,7 +329,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     tok_path = run / "tokenizer.model"
-    init = _read_init(cfg) if cfg.init_from else None
+    init = read_init(cfg) if cfg.init_from else None
     if init is not None and not tok_path.exists():
         tok_path.write_bytes(init["tokenizer"].read_bytes())
     if not tok_path.exists():
@@ -338,10 +339,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         texts = sample_texts(20_000, seed=cfg.seed, written=True) + vocab + [w.capitalize() for w in vocab]
         train_tokenizer(texts, tok_path, cfg.vocab_size)
     tok = Tokenizer(tok_path)
-    model_cfg = init["model"].cfg if init else cfg.model_config(cfg.vocab_size)
-    if model_cfg.delay_frames != cfg.delay_frames:  # a --change-delay stage
-        model_cfg = replace(model_cfg, delay_frames=cfg.delay_frames, text_delay_s=None)
-    model = DSM(model_cfg)
+    model = DSM(stage_model_config(init["model"], cfg) if init else cfg.model_config(cfg.vocab_size))
     if init is not None:
         model.load_state_dict(init["model"].state_dict())
     model.tokenizer = tok
@@ -411,39 +409,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
 
 def _count_items(folders) -> int:
     return sum(1 for f in folders for _ in Path(f).glob("*.json"))
-
-
-def _read_init(cfg: TrainConfig) -> dict:
-    """The model a staged training continues from, and the record of the stages that made it."""
-    from .checkpoint import load, read_config, resolve
-
-    folder = resolve(cfg.init_from)
-    model = load(folder)
-    if model.cfg.delay_frames != cfg.delay_frames and not cfg.change_delay:
-        raise ValueError(f"--init-from {folder}: its delay is {model.cfg.delay_frames} frames but this training "
-                         f"asks for --delay-frames {cfg.delay_frames} (add --change-delay to move the delay)")
-    raw = read_config(folder)
-    return {"model": model, "tokenizer": folder / raw.get("tokenizer", "tokenizer.model")}
-
-
-def _prior_stages(cfg: TrainConfig) -> list[dict]:
-    if not cfg.init_from:
-        return []
-    from .checkpoint import read_config, resolve
-
-    record = read_config(resolve(cfg.init_from)).get("training", {})
-    return record.get("stages") or [{k: record[k] for k in ("steps", "minutes", "seed") if k in record}]
-
-
-def training_record(cfg: TrainConfig, step: int, elapsed: float) -> dict:
-    """What a model folder says about its training: totals over all stages, and each stage."""
-    this = {"steps": step, "minutes": round(elapsed / 60, 1), "seed": cfg.seed,
-            "corpora": [Path(c).name for c in (cfg.corpus, *cfg.more_corpora)], "delay_frames": cfg.delay_frames,
-            "precision": training_precision(cfg.precision)}
-    stages = _prior_stages(cfg) + [this]
-    return {"steps": sum(s.get("steps", 0) for s in stages),
-            "minutes": round(sum(s.get("minutes", 0) for s in stages), 1),
-            "seed": cfg.seed, "delay_frames": cfg.delay_frames, "stages": stages}
 
 
 def _checkpoint(model, run, opt, step, elapsed, tok_path, cfg):
