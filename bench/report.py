@@ -219,7 +219,7 @@ def synth_speed_table() -> str:
 
 def delay_sweep_table() -> str:
     (rows, *_) = md_tables(RESULTS / "delay_sweep.md")
-    keys = ["model", "D (frames)", "items", "WER %", "latency p50 (s)", "latency p90 (s)"]
+    keys = ["set", "model", "D (frames)", "items", "WER %", "latency p50 (s)", "latency p90 (s)"]
     return table(keys, [[r[k] for k in keys] for r in rows]) + source("delay_sweep.md", " (the corpus and command)")
 
 
