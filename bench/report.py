@@ -483,14 +483,14 @@ def recipe_table() -> str:
              qf1(1, x["set"]), qf1(3, x["set"])] for x in runs[3]["sets"]]
     header = ["test set (held out)", "float32: stage 1", "stages 1 + 2", "bfloat16: stage 1",
               "stages 1 + 2 (shipped)", "?-F1 float32", "?-F1 shipped (per sentence)"]
-    steps = [r.get("training", {}).get("stages") for r in runs[2:]]
+    stages = runs[3].get("training", {}).get("stages") or []
     return table(header, body, "-rrrrrr") + (
         "\n\nWER, then question-mark F1 of the two-stage models. Sources: `results/voices_stage1.json` and "
         "`results/voices_fp32.json` (the float32 recipe's stage 1 and its two-stage model, the weights shipped "
         "before), `results/voices_bf16_stage1.json` (`python bench/voices.py --model RUN1/model --out ...`) and "
         "`results/voices.json` (`python bench/voices.py`, the shipped model)" + (
-            f"; the bfloat16 stages took {steps[1][0]['steps']:,} and {steps[1][1]['steps']:,} steps"
-            if steps[1] and len(steps[1]) == 2 else "") + ".")
+            "; the bfloat16 stages took " + " and ".join(f"{x['steps']:,}" for x in stages) + " steps"
+            if stages else "") + ".")
 
 
 TABLES = {"voices": voices_table, "voices-turns": voices_turns_table, "embedded-eot": embedded_eot_table,

@@ -215,16 +215,18 @@ def test_a_stage_with_another_delay_than_its_start_is_refused(tokenizer_path, tm
                                  delay_frames=4), log=lambda _: None)
 
 
-def test_a_change_delay_stage_moves_the_delay_and_keeps_the_weights_start(tokenizer_path, tmp_path):
+def test_a_change_delay_stage_starts_from_the_weights_and_moves_the_delay(tokenizer_path, tmp_path):
     _write_corpus(tmp_path / "corpus")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "tokenizer.model").write_bytes(tokenizer_path.read_bytes())
     train(_tiny_train_config(tmp_path, max_steps=1), log=lambda _: None)
     start = tmp_path / "run" / "model"
+    # lr 0: the stage's one step leaves the weights where they started, so they must be the start's
     out = train(_tiny_train_config(tmp_path, out=str(tmp_path / "d5"), init_from=str(start), delay_frames=5,
-                                   change_delay=True, max_steps=1), log=lambda _: None)
-    moved = lab.load(out)
-    assert moved.cfg.delay_frames == 5 and lab.load(start).cfg.delay_frames == 3
+                                   change_delay=True, max_steps=1, lr=0.0), log=lambda _: None)
+    moved, before = lab.load(out), lab.load(start)
+    assert moved.cfg.delay_frames == 5 and before.cfg.delay_frames == 3
+    assert all(torch.equal(a, b) for a, b in zip(moved.state_dict().values(), before.state_dict().values()))
     record = json.loads((out / "config.json").read_text())["training"]
     assert [s["delay_frames"] for s in record["stages"]] == [3, 5] and record["delay_frames"] == 5
 
