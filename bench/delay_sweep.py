@@ -39,8 +39,7 @@ from voices import held_out_paths  # noqa: E402
 SETS = ["test-grammar", "test-heldout-engine", "test-shuffle-heldout-voices"]
 
 
-def sweep_row(folder: str, name: str, paths: list[Path], progress: bool) -> dict:
-    model = lab.load(folder)
+def sweep_row(folder: str, model, name: str, paths: list[Path], progress: bool) -> dict:
     t0 = time.perf_counter()
     results = evaluate.run_items(model, paths, progress=progress)
     summary = evaluate.transcription_summary(results)
@@ -102,6 +101,7 @@ def main(argv=None):
     train = training_sentences(corpus)
     if not train:
         raise SystemExit(f"no training corpus in {corpus} (train*): the overlap cannot be checked")
+    models = {m: lab.load(m) for m in args.models}  # loaded once, streamed over every set
     rows, dropped = [], {}
     for name in args.sets or SETS:
         if not (corpus / name).is_dir():
@@ -109,7 +109,7 @@ def main(argv=None):
         paths, dropped[name], overlap = held_out_paths(corpus / name, train, args.limit)
         if overlap:  # held_out_paths drops every shared sentence; a nonzero count is a bug, not a result
             raise SystemExit(f"{name}: {overlap} sentences shared with training after de-duplication")
-        rows += sorted((sweep_row(m, name, paths, progress=not args.json) for m in args.models),
+        rows += sorted((sweep_row(m, model, name, paths, progress=not args.json) for m, model in models.items()),
                        key=lambda r: r["delay_frames"])
     command = "python bench/delay_sweep.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(rows, corpus, dropped, command)
